@@ -1,0 +1,118 @@
+"""The client end of a connection to a ``StorageServer``."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import socket
+import ssl
+import threading
+from typing import Any
+
+from optuna_spark import _protocol as p
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """Where a ``StorageServer`` listens and how to prove we may talk to it.
+
+    It is plain data, so it pickles into Spark closures. The token is a secret: treat an
+    ``Endpoint`` like a password.
+    """
+
+    host: str
+    port: int
+    token: str = dataclasses.field(repr=False)
+    tls_cadata: str | None = dataclasses.field(default=None, repr=False)
+    tls_cafile: str | None = None
+    tls_server_hostname: str | None = None
+    connect_timeout: float = 10.0
+    timeout: float | None = None
+    max_message_bytes: int = p.DEFAULT_MAX_REPLY_BYTES
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls_cadata is not None or self.tls_cafile is not None
+
+
+class Connection:
+    """One authenticated connection; ``call`` is thread-safe (calls are serialized)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
+        self._lock = threading.Lock()
+        self._token = p.token_bytes(endpoint.token)
+        address = endpoint.address
+        try:
+            raw = socket.create_connection(
+                (endpoint.host, endpoint.port), timeout=endpoint.connect_timeout
+            )
+        except OSError as e:
+            raise ConnectionError(
+                f"Could not connect to the optuna-spark server at {address} within "
+                f"{endpoint.connect_timeout:g} s: {e}. Check that the driver's StorageServer is "
+                "running and reachable from this host."
+            ) from e
+        sock: socket.socket = raw
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if endpoint.uses_tls:
+                ctx = p.client_ssl_context(endpoint.tls_cafile, endpoint.tls_cadata)
+                sock = ctx.wrap_socket(
+                    raw, server_hostname=endpoint.tls_server_hostname or endpoint.host
+                )
+            p.client_handshake(sock, self._token, address)
+        except (OSError, ssl.SSLError) as e:
+            raw.close()
+            raise ConnectionError(
+                f"The connection to the optuna-spark server at {address} failed during the "
+                f"handshake: {e}."
+            ) from e
+        except BaseException:
+            raw.close()
+            raise
+        sock.settimeout(endpoint.timeout)
+        self._sock = sock
+        self._closed = False
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self._endpoint
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Send one request and wait for its reply; remote errors are raised locally."""
+        with self._lock:
+            if self._closed:
+                raise ConnectionError(f"The connection to {self._endpoint.address} is closed.")
+            try:
+                p.send_message(self._sock, [method, list(args)])
+                body = p.recv_frame(self._sock, self._endpoint.max_message_bytes)
+            except (OSError, p.ProtocolError) as e:
+                self._close_locked()
+                raise ConnectionError(
+                    f"Lost the connection to the optuna-spark server at "
+                    f"{self._endpoint.address} during '{method}': {e}"
+                ) from e
+        ok, result = p.decode(body)
+        if ok:
+            return result
+        raise p.rebuild_error(result)
+
+    def _close_locked(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(OSError):
+                self._sock.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_locked()

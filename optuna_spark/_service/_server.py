@@ -1,0 +1,353 @@
+"""``StorageServer``: serves an Optuna storage, and studies being optimized, over the wire."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import secrets
+import selectors
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+
+from optuna_spark import _protocol as p
+from optuna_spark._client import Endpoint
+from optuna_spark._service._storage_handlers import STORAGE_HANDLERS
+from optuna_spark.exceptions import ProtocolError
+
+if TYPE_CHECKING:
+    from optuna_spark._service._run import StudyRun
+
+_logger = logging.getLogger(__name__)
+
+
+class StorageServer:
+    """Serves an Optuna storage to ``RemoteStorage`` clients and studies to remote workers.
+
+    Every connection must prove it knows ``token`` before anything it sends is decoded.
+    Requests are msgpack data, never pickles; each is capped at ``max_message_bytes``.
+    One thread serves each connection, so a slow or broken client never blocks the others.
+
+    Args:
+        storage: Any Optuna storage (an instance or a URL such as ``"sqlite:///x.db"``).
+        host: Address to bind. Use the address other machines reach this host by, and only
+            that one (on Spark, ``spark.driver.host``).
+        port: Port to bind; ``0`` picks a free one (see :attr:`port`).
+        token: The shared secret. ``None`` generates a strong random one (see :attr:`token`).
+        tls_certfile: PEM certificate (chain) to serve TLS with. Clients then need the CA that
+            signed it, or the certificate itself when it is self-signed.
+        tls_keyfile: PEM private key for ``tls_certfile`` when it is not in that file.
+        max_message_bytes: Largest request accepted; larger ones close the connection.
+        handshake_timeout: Seconds a new connection has to authenticate.
+        heartbeat_interval: Seconds between liveness checks of running remote trials.
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna
+            from optuna_spark import RemoteStorage, StorageServer
+
+            with StorageServer(optuna.storages.InMemoryStorage()) as server:
+                storage = RemoteStorage(server.host, server.port, server.token)
+                study = optuna.create_study(storage=storage)
+                study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=5)
+                assert len(study.trials) == 5
+    """
+
+    def __init__(
+        self,
+        storage: str | BaseStorage,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        tls_certfile: str | None = None,
+        tls_keyfile: str | None = None,
+        max_message_bytes: int = p.DEFAULT_MAX_REQUEST_BYTES,
+        handshake_timeout: float = 10.0,
+        heartbeat_interval: float = 1.0,
+    ) -> None:
+        if max_message_bytes <= 0:
+            raise ValueError(f"max_message_bytes must be positive, but got {max_message_bytes=}.")
+        if tls_keyfile is not None and tls_certfile is None:
+            raise ValueError("tls_keyfile was given without tls_certfile; pass both.")
+        self._storage = optuna.storages.get_storage(storage)
+        self._requested = (host, port)
+        self._token = token if token is not None else secrets.token_urlsafe(32)
+        self._token_bytes = p.token_bytes(self._token)
+        self._tls_certfile = tls_certfile
+        self._ssl_context: ssl.SSLContext | None = None
+        if tls_certfile is not None:
+            self._ssl_context = p.server_ssl_context(tls_certfile, tls_keyfile)
+        self._max_bytes = max_message_bytes
+        self._handshake_timeout = handshake_timeout
+        self._heartbeat_interval = heartbeat_interval
+
+        self._lock = threading.Lock()  # guards _connections and _runs
+        self._connections: dict[int, tuple[socket.socket, threading.Thread]] = {}
+        self._runs: dict[str, StudyRun] = {}
+        self._conn_ids = itertools.count(1)
+        self._listener: socket.socket | None = None
+        self._wakeup: tuple[socket.socket, socket.socket] | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._monitor_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._handlers: dict[str, Callable[[list[Any], int], Any]] = {
+            name: self._storage_handler(fn) for name, fn in STORAGE_HANDLERS.items()
+        }
+        self._handlers.update(
+            {
+                "ping": lambda args, conn: "pong",
+                "run.ask": self._run_method("ask"),
+                "run.trial": self._run_method("trial"),
+                "run.report": self._run_method("report"),
+                "run.should_prune": self._run_method("should_prune"),
+                "run.tell": self._run_method("tell"),
+                "run.heartbeat": self._run_method("heartbeat"),
+                "run.stop_study": self._run_method("stop_study"),
+            }
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # Life cycle.
+
+    def start(self) -> StorageServer:
+        """Bind and start serving. Returns ``self``."""
+        if self._listener is not None:
+            raise RuntimeError("This StorageServer is already started.")
+        host, port = self._requested
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            listener = socket.create_server((host, port), family=family, backlog=128)
+        except OSError as e:
+            raise OSError(
+                e.errno, f"Could not bind the optuna-spark server to {host}:{port}: {e.strerror}"
+            ) from e
+        self._listener = listener
+        self._wakeup = socket.socketpair()
+        self._stopping.clear()
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name="optuna-spark-accept", daemon=True
+        )
+        self._monitor_thread = threading.Thread(
+            target=self._monitor_loop, name="optuna-spark-monitor", daemon=True
+        )
+        self._accept_thread.start()
+        self._monitor_thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop accepting, close every connection and join every thread of the server."""
+        if self._listener is None:
+            return
+        self._stopping.set()
+        assert self._wakeup is not None
+        self._wakeup[1].send(b"x")
+        if self._accept_thread is not None:
+            self._accept_thread.join()
+        if self._monitor_thread is not None:
+            self._monitor_thread.join()
+        self._listener.close()
+        for s in self._wakeup:
+            s.close()
+        with self._lock:
+            connections = list(self._connections.values())
+        for sock, _ in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for _, thread in connections:
+            thread.join()
+        self._listener = None
+        self._wakeup = None
+
+    def __enter__(self) -> StorageServer:
+        if self._listener is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -----------------------------------------------------------------------------------------
+    # What clients need to know.
+
+    @property
+    def storage(self) -> BaseStorage:
+        """The storage being served."""
+        return self._storage
+
+    @property
+    def host(self) -> str:
+        """The bound address."""
+        return str(self._bound()[0])
+
+    @property
+    def port(self) -> int:
+        """The bound port (the one picked when ``port=0`` was asked)."""
+        return int(self._bound()[1])
+
+    @property
+    def token(self) -> str:
+        """The shared secret clients must present."""
+        return self._token
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Everything a client needs to connect (including the token: keep it secret)."""
+        cadata = None
+        if self._tls_certfile is not None:
+            with open(self._tls_certfile) as f:
+                cadata = f.read()
+        return Endpoint(self.host, self.port, self._token, tls_cadata=cadata)
+
+    def _bound(self) -> tuple[Any, ...]:
+        if self._listener is None:
+            raise RuntimeError("The StorageServer is not started; call start() or use `with`.")
+        return tuple(self._listener.getsockname())
+
+    # -----------------------------------------------------------------------------------------
+    # Studies being optimized.
+
+    def add_run(self, run: StudyRun) -> None:
+        if run.study._storage is not self._storage:
+            raise ValueError(
+                "The study's storage is not the storage this server serves; create the server "
+                "with the study's own storage (study._storage)."
+            )
+        with self._lock:
+            self._runs[run.run_id] = run
+
+    def remove_run(self, run: StudyRun) -> None:
+        with self._lock:
+            self._runs.pop(run.run_id, None)
+
+    def _get_run(self, run_id: str) -> StudyRun:
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is None:
+            raise KeyError(f"No optimization run {run_id!r} is open on this server.")
+        return run
+
+    # -----------------------------------------------------------------------------------------
+    # Serving.
+
+    def _storage_handler(
+        self, fn: Callable[[BaseStorage, list[Any]], Any]
+    ) -> Callable[[list[Any], int], Any]:
+        storage = self._storage
+
+        def handler(args: list[Any], conn_id: int) -> Any:
+            return fn(storage, args)
+
+        return handler
+
+    def _run_method(self, name: str) -> Callable[[list[Any], int], Any]:
+        def handler(args: list[Any], conn_id: int) -> Any:
+            run = self._get_run(args[0])
+            return getattr(run, name)(conn_id, *args[1:])
+
+        return handler
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None and self._wakeup is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._listener, selectors.EVENT_READ)
+            sel.register(self._wakeup[0], selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in sel.select():
+                    if key.fileobj is not self._listener or self._stopping.is_set():
+                        continue
+                    try:
+                        sock, _addr = self._listener.accept()
+                    except OSError:
+                        continue
+                    conn_id = next(self._conn_ids)
+                    thread = threading.Thread(
+                        target=self._serve_connection,
+                        args=(sock, conn_id),
+                        name=f"optuna-spark-conn-{conn_id}",
+                        daemon=True,
+                    )
+                    with self._lock:
+                        self._connections[conn_id] = (sock, thread)
+                    thread.start()
+
+    def _monitor_loop(self) -> None:
+        while not self._stopping.wait(self._heartbeat_interval / 4):
+            with self._lock:
+                runs = list(self._runs.values())
+            for run in runs:
+                try:
+                    run.tick()
+                except Exception:
+                    _logger.exception("Checking the running trials failed.")
+
+    def _serve_connection(self, raw: socket.socket, conn_id: int) -> None:
+        sock = raw
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            raw.settimeout(self._handshake_timeout)
+            if self._ssl_context is not None:
+                sock = self._ssl_context.wrap_socket(raw, server_side=True)
+                with self._lock:
+                    self._connections[conn_id] = (sock, self._connections[conn_id][1])
+            if not p.server_handshake(sock, self._token_bytes):
+                _logger.warning("Rejected a connection that failed authentication.")
+                return
+            sock.settimeout(None)
+            self._serve_requests(sock, conn_id)
+        except (OSError, ssl.SSLError, ConnectionError, ProtocolError):
+            pass
+        finally:
+            with self._lock:
+                self._connections.pop(conn_id, None)
+                runs = list(self._runs.values())
+            for run in runs:
+                run.connection_lost(conn_id)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _serve_requests(self, sock: socket.socket, conn_id: int) -> None:
+        handlers = self._handlers
+        while True:
+            try:
+                body = p.recv_frame(sock, self._max_bytes)
+            except ProtocolError as e:
+                # The stream cannot be resynchronized after a refused frame: answer and close.
+                p.send_message(sock, [False, p.encode_error(e)])
+                return
+            try:
+                request = p.decode(body)
+                if (
+                    not isinstance(request, list)
+                    or len(request) != 2
+                    or not isinstance(request[0], str)
+                    or not isinstance(request[1], list)
+                ):
+                    raise ProtocolError("A request must be [method: str, args: list].")
+                method, args = request
+                handler = handlers.get(method)
+                if handler is None:
+                    raise ProtocolError(f"Unknown method {method!r}.")
+                reply: list[Any] = [True, handler(args, conn_id)]
+            except Exception as e:
+                reply = [False, p.encode_error(e)]
+            try:
+                p.send_message(sock, reply)
+            except (TypeError, ValueError, OverflowError) as e:
+                p.send_message(sock, [False, p.encode_error(e)])

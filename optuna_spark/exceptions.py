@@ -1,0 +1,43 @@
+"""Exceptions raised by optuna-spark.
+
+Errors that happen on the driver while serving a remote call are raised again on the caller
+with the same type Optuna raises locally (``KeyError``, ``ValueError``,
+``optuna.exceptions.DuplicatedStudyError`` ...). The types below are for what only a
+distributed run can get wrong.
+"""
+
+from __future__ import annotations
+
+
+class OptunaSparkError(Exception):
+    """Base class of the errors raised by optuna-spark."""
+
+
+class AuthenticationError(OptunaSparkError):
+    """The two ends of a connection do not share the same secret token."""
+
+
+class ProtocolError(OptunaSparkError):
+    """A peer sent a message that breaks the wire format (bad frame, oversized, undecodable)."""
+
+
+class RemoteError(OptunaSparkError):
+    """An error raised on the other end whose type has no local equivalent.
+
+    Attributes:
+        remote_type: Qualified name of the exception type raised remotely.
+        remote_traceback: The formatted remote traceback.
+    """
+
+    def __init__(self, remote_type: str, message: str, remote_traceback: str = "") -> None:
+        super().__init__(f"{remote_type}: {message}")
+        self.remote_type = remote_type
+        self.remote_traceback = remote_traceback
+
+
+class WorkerLostError(OptunaSparkError):
+    """A worker stopped answering while it ran a trial."""
+
+
+class SparkSetupError(OptunaSparkError):
+    """Spark could not be started or used as configured."""
