@@ -9,10 +9,13 @@ from optuna_spark._service._run import StudyRun
 from optuna_spark._worker._loop import WorkerSpec
 from optuna_spark._worker._loop import run_worker
 from optuna_spark._worker._trial import RemoteTrial
+from optuna_spark.executor import SparkExecutor
 from optuna_spark.exceptions import AuthenticationError
 from optuna_spark.exceptions import OptunaSparkError
 from optuna_spark.exceptions import ProtocolError
 from optuna_spark.exceptions import RemoteError
+from optuna_spark.exceptions import SparkSetupError
+from optuna_spark.exceptions import WorkerLostError
 from optuna_spark.storages import RemoteStorage
 from optuna_spark.storages import StorageServer
 
@@ -26,8 +29,11 @@ __all__ = [
     "RemoteError",
     "RemoteStorage",
     "RemoteTrial",
+    "SparkExecutor",
+    "SparkSetupError",
     "StorageServer",
     "StudyRun",
     "WorkerSpec",
+    "WorkerLostError",
     "run_worker",
 ]

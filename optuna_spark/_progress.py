@@ -1,0 +1,62 @@
+"""A tqdm progress bar for a distributed optimization, fed by finished trials."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from optuna_spark._service._run import StudyRun
+
+
+class ProgressBar:
+    """Counts finished, pruned and failed trials and shows the best value so far."""
+
+    def __init__(self, run: StudyRun, enabled: bool, n_workers: int) -> None:
+        self._enabled = enabled
+        self._lock = threading.Lock()
+        self._counts = {TrialState.COMPLETE: 0, TrialState.PRUNED: 0, TrialState.FAIL: 0}
+        directions = run.study.directions
+        self._direction = directions[0] if len(directions) == 1 else None
+        self._best: float | None = None
+        self._bar: tqdm | None = None
+        if enabled:
+            self._bar = tqdm(
+                total=run.n_trials,
+                desc=f"{run.study.study_name} [{n_workers} workers]",
+                unit="trial",
+                dynamic_ncols=True,
+            )
+            run.listeners.append(self._on_trial)
+
+    def _on_trial(self, run: StudyRun, trial: FrozenTrial) -> None:
+        with self._lock:
+            if trial.state in self._counts:
+                self._counts[trial.state] += 1
+            if self._direction is not None and trial.state == TrialState.COMPLETE:
+                assert trial.values is not None
+                value = trial.values[0]
+                if not math.isnan(value) and (
+                    self._best is None
+                    or (self._direction == StudyDirection.MINIMIZE and value < self._best)
+                    or (self._direction == StudyDirection.MAXIMIZE and value > self._best)
+                ):
+                    self._best = value
+            if self._bar is not None:
+                c = self._counts
+                text = (
+                    f"done={c[TrialState.COMPLETE]} pruned={c[TrialState.PRUNED]} "
+                    f"failed={c[TrialState.FAIL]}"
+                )
+                if self._best is not None:
+                    text += f" best={self._best:.6g}"
+                self._bar.set_postfix_str(text, refresh=False)
+                self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

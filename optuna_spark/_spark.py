@@ -1,0 +1,112 @@
+"""Finding or starting the Spark session, and where the driver's service should listen."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+from optuna_spark.exceptions import SparkSetupError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_logger = logging.getLogger(__name__)
+
+#: How often Spark may retry a failed task of an embedded session (a lost Python worker).
+EMBEDDED_TASK_RETRIES = 4
+
+
+def _java_version_error() -> str | None:
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        return (
+            "Spark needs Java 17 or newer, and no `java` was found on PATH or in JAVA_HOME. "
+            "Install it (for example `apt-get install -y openjdk-17-jre-headless`, or "
+            "`brew install openjdk@17`) or set JAVA_HOME."
+        )
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"Could not run {java} -version: {e}. Check your Java installation or JAVA_HOME."
+    text = out.stderr + out.stdout
+    for token in text.replace('"', " ").split():
+        head = token.split(".")[0].split("-")[0]
+        if head.isdigit() and token[0].isdigit():
+            major = int(head)
+            if major == 1:  # "1.8.0_292"
+                major = int(token.split(".")[1])
+            if major < 17:
+                return (
+                    f"PySpark 4 needs Java 17 or newer, but {java} is Java {major}. Install "
+                    "Java 17+ (for example `apt-get install -y openjdk-17-jre-headless`) and "
+                    "point JAVA_HOME to it."
+                )
+            return None
+    return None
+
+
+def active_session() -> SparkSession | None:
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
+def embedded_session(n_slots: int) -> SparkSession:
+    """A local Spark session with ``n_slots`` task slots, task retries on.
+
+    The executors' Python is this interpreter (``PYSPARK_PYTHON``), so a virtualenv works.
+    The driver listens on the loopback address only: local mode needs nothing else.
+    """
+    error = _java_version_error()
+    if error is not None:
+        raise SparkSetupError(error)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    master = f"local[{n_slots},{EMBEDDED_TASK_RETRIES}]"
+    try:
+        session = (
+            SparkSession.builder.master(master)
+            .appName("optuna-spark")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.python.worker.reuse", "true")
+            .getOrCreate()
+        )
+    except Exception as e:
+        raise SparkSetupError(
+            f"Could not start an embedded Spark session ({master}): {e}. Check that Java 17+ "
+            "is installed and that PySpark works: python -c \"from pyspark.sql import "
+            "SparkSession; SparkSession.builder.master('local[1]').getOrCreate()\""
+        ) from e
+    _logger.info("Started an embedded Spark session %s.", master)
+    return session
+
+
+def is_local_master(master: str) -> bool:
+    return master == "local" or master.startswith("local[") or master.startswith("local-cluster")
+
+
+def driver_host(session: SparkSession) -> str:
+    """The address Spark says the driver lives at: where executors can reach us.
+
+    In local mode every executor runs on this machine, so the loopback address is enough and
+    nothing is exposed to the network.
+    """
+    conf = session.sparkContext.getConf()
+    if is_local_master(str(conf.get("spark.master", "local"))):
+        return "127.0.0.1"
+    host = conf.get("spark.driver.host")
+    if host is None:
+        raise SparkSetupError(
+            "spark.driver.host is not set, so the address executors reach the driver at is "
+            "unknown; pass SparkExecutor(service_host=...) with that address."
+        )
+    return str(host)

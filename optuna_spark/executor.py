@@ -1,0 +1,308 @@
+"""``SparkExecutor``: ``Study.optimize`` on long-running Spark tasks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from optuna_spark import _spark
+from optuna_spark._service._run import STOP_INTERRUPTED
+from optuna_spark._service._run import StudyRun
+from optuna_spark._service._server import StorageServer
+from optuna_spark._worker._loop import WorkerSpec
+from optuna_spark._worker._task import make_task
+from optuna_spark.exceptions import OptunaSparkError
+from optuna_spark.exceptions import SparkSetupError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_logger = logging.getLogger(__name__)
+
+ObjectiveFuncType = Callable[[optuna.trial.BaseTrial], Any]
+
+
+class SparkExecutor:
+    """Runs ``optuna.Study.optimize`` on Spark: one job whose tasks live for the whole study.
+
+    Each of the ``n_workers`` tasks connects back to a service on the driver and keeps asking
+    it for the next trial. The study's sampler and pruner run on the driver, once, with every
+    worker's results in view; any Optuna sampler, pruner and storage works unchanged.
+
+    Args:
+        spark: The session to run on. ``None`` uses the active session, or starts an embedded
+            local one (``local[n_workers, retries]``, executors on this interpreter).
+        n_workers: Concurrent trials (Spark tasks). Defaults to the session's
+            ``defaultParallelism``, capped by ``n_trials``.
+        service_host: Address the driver's service binds to. Defaults to where Spark says the
+            driver lives (``spark.driver.host``; the loopback address in local mode).
+        service_port: Port of the service; ``0`` picks a free one. Fix it for clusters behind
+            a firewall.
+        heartbeat_interval: Seconds between a busy worker's heartbeats.
+        heartbeat_grace: Seconds without a heartbeat after which a running trial is failed as
+            "worker lost".
+        trial_timeout: Seconds a trial may run; a longer one is failed with reason "timeout",
+            and its worker process is ended (Spark then retries the task, which continues
+            with the next trial) when the objective still has not returned
+            ``stuck_grace`` seconds later.
+        stuck_grace: See ``trial_timeout``.
+        stop_running_trials: When the study stops early (timeout, ``study.stop()``, an error,
+            Ctrl-C), running trials learn it at their next ``report``/``should_prune`` (it
+            answers ``True``) so that ``optimize`` returns promptly.
+        retry_lost_trials: Run the parameters of a trial whose worker was lost once more.
+        tls_certfile: Serve the driver's service over TLS with this PEM certificate.
+        tls_keyfile: Key of ``tls_certfile`` when it is a separate file.
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna
+            from optuna_spark import SparkExecutor
+
+
+            def objective(trial):
+                x = trial.suggest_float("x", -10, 10)
+                return (x - 2) ** 2
+
+
+            study = optuna.create_study()
+            SparkExecutor(n_workers=2).optimize(study, objective, n_trials=20)
+            print(study.best_params)
+    """
+
+    def __init__(
+        self,
+        spark: SparkSession | None = None,
+        *,
+        n_workers: int | None = None,
+        service_host: str | None = None,
+        service_port: int = 0,
+        heartbeat_interval: float = 5.0,
+        heartbeat_grace: float = 60.0,
+        trial_timeout: float | None = None,
+        stuck_grace: float = 30.0,
+        stop_running_trials: bool = True,
+        retry_lost_trials: bool = False,
+        tls_certfile: str | None = None,
+        tls_keyfile: str | None = None,
+    ) -> None:
+        if n_workers is not None and (
+            isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1
+        ):
+            raise ValueError(f"n_workers must be a positive int or None, but got {n_workers=}.")
+        if heartbeat_interval <= 0 or heartbeat_grace <= heartbeat_interval:
+            raise ValueError(
+                "heartbeat_grace must be longer than heartbeat_interval (both positive), but "
+                f"got {heartbeat_interval=} and {heartbeat_grace=}."
+            )
+        self._spark = spark
+        self._n_workers = n_workers
+        self._service_host = service_host
+        self._service_port = service_port
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat_grace = heartbeat_grace
+        self._trial_timeout = trial_timeout
+        self._stuck_grace = stuck_grace
+        self._stop_running_trials = stop_running_trials
+        self._retry_lost_trials = retry_lost_trials
+        self._tls = (tls_certfile, tls_keyfile)
+
+    @property
+    def spark(self) -> SparkSession:
+        """The session trials run on (started on first use when none was given)."""
+        if self._spark is None:
+            self._spark = _spark.active_session() or _spark.embedded_session(
+                self._n_workers or _default_local_slots()
+            )
+        return self._spark
+
+    def optimize(
+        self,
+        study: optuna.Study,
+        func: ObjectiveFuncType,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        catch: Iterable[type[Exception]] | type[Exception] = (),
+        callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
+        show_progress_bar: bool = False,
+    ) -> None:
+        """Optimize ``study`` with ``func`` on Spark, with ``Study.optimize``'s contract.
+
+        It returns when ``n_trials`` trials have been run by this call, ``timeout`` seconds
+        have passed, ``study.stop()`` was called (from a callback or an objective), or the
+        sampler is exhausted; with none of those it runs until one of them happens.
+
+        Args:
+            study: The study to optimize; any sampler, pruner and storage.
+            func: The objective. It runs in Spark tasks, called with a trial that behaves as
+                ``optuna.Trial``; it is shipped by Spark, so it must be picklable.
+            n_trials: How many trials this call runs.
+            timeout: Seconds after which no new trial starts.
+            catch: Exception types that fail a trial without stopping the study.
+            callbacks: ``callback(study, frozen_trial)``, run on the driver after each trial.
+            show_progress_bar: Show a tqdm bar with finished, pruned and failed trials and the
+                best value.
+
+        Raises:
+            Exception: The objective's own uncaught exception (same type for built-in and
+                Optuna exception types, else :class:`~optuna_spark.RemoteError`), with the
+                worker's traceback as its ``__cause__``.
+            KeyboardInterrupt: After cancelling the Spark job and failing running trials.
+        """
+        from optuna_spark._progress import ProgressBar
+
+        catch = _as_catch_tuple(catch)
+        if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int)):
+            raise TypeError(f"n_trials must be an int or None, but got {n_trials=}.")
+        if study._thread_local.in_optimize_loop:
+            raise RuntimeError("Nested invocation of `Study.optimize` method isn't allowed.")
+        _check_picklable(func, catch)
+
+        spark = self.spark
+        sc = spark.sparkContext
+        n_workers = self._n_workers or sc.defaultParallelism
+        if n_trials is not None:
+            n_workers = max(1, min(n_workers, n_trials))
+        run = StudyRun(
+            study,
+            n_trials=n_trials,
+            timeout=timeout,
+            callbacks=callbacks,
+            heartbeat_grace=self._heartbeat_grace,
+            trial_timeout=self._trial_timeout,
+            stop_running_trials=self._stop_running_trials,
+            retry_lost_trials=self._retry_lost_trials,
+        )
+        if n_trials == 0:
+            return
+        host = self._service_host or _spark.driver_host(spark)
+        server = StorageServer(
+            study._storage,
+            host=host,
+            port=self._service_port,
+            tls_certfile=self._tls[0],
+            tls_keyfile=self._tls[1],
+            heartbeat_interval=min(1.0, self._heartbeat_interval),
+        )
+        progress = ProgressBar(run, show_progress_bar, n_workers)
+        with server:
+            server.add_run(run)
+            spec = WorkerSpec(
+                server.endpoint,
+                run.run_id,
+                heartbeat_interval=self._heartbeat_interval,
+                exit_if_stuck_after=self._stuck_grace if self._trial_timeout else None,
+            )
+            job = _SparkJob(spark, study.study_name, run.run_id, n_workers, spec, func, catch)
+            try:
+                job.start()
+                while not run.wait(0.2):
+                    if job.finished.is_set():
+                        run.close(job.failure_message() or "all Spark tasks ended")
+                        break
+                job.finished.wait(timeout=max(30.0, 3 * self._heartbeat_interval))
+                if not job.finished.is_set():
+                    _logger.warning("Cancelling Spark tasks still running after the study ended.")
+                    job.cancel()
+            except KeyboardInterrupt:
+                run.stop(STOP_INTERRUPTED)
+                job.cancel()
+                run.fail_running("interrupted: KeyboardInterrupt on the driver")
+                raise
+            finally:
+                progress.close()
+                server.remove_run(run)
+        if run.error is not None:
+            raise run.error
+        if job.error is not None and run.n_finished < (n_trials or 0):
+            raise OptunaSparkError(
+                f"The Spark job of the study ended early: {job.failure_message()}"
+            ) from job.error
+
+
+class _SparkJob:
+    """The single Spark job of ``n_workers`` long-running tasks, in a background thread."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        study_name: str,
+        run_id: str,
+        n_workers: int,
+        spec: WorkerSpec,
+        func: ObjectiveFuncType,
+        catch: tuple[type[Exception], ...],
+    ) -> None:
+        self._spark = spark
+        self.group = f"optuna-spark-{run_id}"
+        self.description = f"optuna-spark: study '{study_name}' on {n_workers} workers"
+        self._n_workers = n_workers
+        self._task = make_task(spec, func, catch)
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
+        self.results: list[int] = []
+
+    def start(self) -> None:
+        from pyspark import InheritableThread
+
+        InheritableThread(target=self._run, name="optuna-spark-job", daemon=True).start()
+
+    def _run(self) -> None:
+        sc = self._spark.sparkContext
+        try:
+            sc.setJobGroup(self.group, self.description, interruptOnCancel=True)
+            rdd = sc.parallelize(range(self._n_workers), self._n_workers)
+            self.results = rdd.mapPartitions(self._task).collect()
+        except BaseException as e:
+            self.error = e
+        finally:
+            self.finished.set()
+
+    def cancel(self) -> None:
+        self._spark.sparkContext.cancelJobGroup(self.group)
+        self.finished.wait(timeout=60)
+
+    def failure_message(self) -> str | None:
+        if self.error is None:
+            return None
+        text = str(self.error).strip().splitlines()
+        return f"{type(self.error).__name__}: {text[0] if text else ''}"
+
+
+def _default_local_slots() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def _as_catch_tuple(
+    catch: Iterable[type[Exception]] | type[Exception],
+) -> tuple[type[Exception], ...]:
+    if isinstance(catch, type):
+        catch = (catch,)
+    if not isinstance(catch, tuple):
+        raise TypeError(
+            f"The catch argument is of type '{type(catch).__name__}' but must be a tuple."
+        )
+    return catch
+
+
+def _check_picklable(func: ObjectiveFuncType, catch: tuple[type[Exception], ...]) -> None:
+    from pyspark import cloudpickle
+
+    try:
+        cloudpickle.dumps((func, catch))
+    except Exception as e:
+        raise SparkSetupError(
+            f"The objective cannot be shipped to Spark executors because it cannot be pickled: "
+            f"{e}. Objectives must not capture the study, a SparkSession/SparkContext, open "
+            "files, locks or connections; create those inside the objective."
+        ) from e
