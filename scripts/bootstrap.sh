@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for optuna-spark: Java 17+ for Spark, a virtualenv in .venv, and the
+# package with the extras named as arguments (default: none; "test" adds the test tools and
+# TensorFlow for the Keras tests).
+#   bash scripts/bootstrap.sh          # the package, to run the examples
+#   bash scripts/bootstrap.sh test     # plus everything the test suite needs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+java_major() {
+  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1
+}
+if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
+  echo "Installing Java 17 for Spark..." >&2
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  else
+    echo "Spark needs Java 17+: install it (e.g. apt-get install openjdk-17-jre-headless)." >&2
+    exit 1
+  fi
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+extras="dashboard,examples"
+for e in "$@"; do
+  case "$e" in
+    test) extras="$extras,test,tensorflow" ;;
+    *) extras="$extras,$e" ;;
+  esac
+done
+.venv/bin/python -m pip install -q -e ".[$extras]"

@@ -1,0 +1,99 @@
+"""Objectives and worker entry points that spawned worker processes can import.
+
+Everything here is module-level so that ``multiprocessing``'s ``spawn`` context can pickle it
+by reference. Objectives record where they ran (pid and thread name) in user attributes, so
+the tests can prove that no objective ever runs in the driver.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from typing import Any
+
+import optuna
+
+from optuna_spark import RemoteTrial
+from optuna_spark import WorkerSpec
+from optuna_spark import run_worker
+
+GRID = {"x": [-1.0, 0.0, 0.5, 1.0], "c": ["a", "b", "c"]}
+
+
+class FlakyError(RuntimeError):
+    """What the tests put in ``catch``."""
+
+
+def _where(trial: RemoteTrial) -> None:
+    trial.set_user_attr("pid", os.getpid())
+    trial.set_user_attr("thread", threading.current_thread().name)
+
+
+def objective_basic(trial: RemoteTrial) -> float:
+    x = trial.suggest_float("x", -10, 10)
+    y = trial.suggest_int("y", 0, 5)
+    _where(trial)
+    for step in range(3):
+        trial.report(x + step, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return x**2 + y
+
+
+def objective_grid(trial: RemoteTrial) -> float:
+    x = trial.suggest_float("x", -1, 1)
+    c = trial.suggest_categorical("c", GRID["c"])
+    _where(trial)
+    time.sleep(0.002)  # let the workers overlap
+    return x + len(c)
+
+
+def objective_flaky(trial: RemoteTrial) -> float:
+    x = trial.suggest_float("x", 0, 1)
+    if trial.number % 3 == 0:
+        raise FlakyError(f"flaky trial {trial.number}")
+    return x
+
+
+def objective_uncaught(trial: RemoteTrial) -> float:
+    x = trial.suggest_float("x", 0, 1)
+    if trial.number == 3:
+        raise ValueError("boom from the objective")
+    time.sleep(0.005)
+    return x
+
+
+def objective_die(trial: RemoteTrial) -> float:
+    """Trial 2's process dies in the middle of the trial, after a report."""
+    x = trial.suggest_float("x", 0, 1)
+    _where(trial)
+    trial.report(x, 0)
+    if trial.number == 2:
+        os._exit(17)
+    time.sleep(0.01)
+    return x
+
+
+def objective_nan_none(trial: RemoteTrial) -> Any:
+    x = trial.suggest_float("x", 0, 1)
+    if trial.number % 3 == 0:
+        return math.nan
+    if trial.number % 3 == 1:
+        return None
+    return x
+
+
+def process_main(spec: WorkerSpec, objective: Any, catch: tuple[type[Exception], ...]) -> None:
+    """What a spawned worker process runs."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    run_worker(spec, objective, catch=catch)
+
+
+def objective_stuck(trial: RemoteTrial) -> float:
+    """Trial 0 never returns: its worker must end itself once the driver gave up on it."""
+    x = trial.suggest_float("x", 0, 1)
+    if trial.number == 0:
+        time.sleep(60)
+    return x

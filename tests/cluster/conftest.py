@@ -1,0 +1,94 @@
+"""A Spark standalone master and two workers on 127.0.0.1, from the pyspark package."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"Nothing listens on 127.0.0.1:{port} after {timeout} s.")
+
+
+@pytest.fixture(scope="session")
+def standalone_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start ``spark://127.0.0.1:PORT`` with two one-core workers; stop them afterwards."""
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    spark_class = str(spark_home / "bin" / "spark-class")
+    work = tmp_path_factory.mktemp("spark-standalone")
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOCAL_HOSTNAME": "127.0.0.1",
+        "SPARK_WORKER_DIR": str(work / "work"),
+        "SPARK_LOG_DIR": str(work / "logs"),
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    port = _free_port()
+    url = f"spark://127.0.0.1:{port}"
+    common = ["--host", "127.0.0.1", "--webui-port", str(_free_port())]
+    procs = []
+    logs = []
+
+    def start(args: list[str], name: str) -> None:
+        log = open(work / f"{name}.log", "wb")  # noqa: SIM115 (closed below)
+        logs.append(log)
+        procs.append(
+            subprocess.Popen(
+                [spark_class, *args], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        )
+
+    try:
+        start(["org.apache.spark.deploy.master.Master", *common, "--port", str(port)], "master")
+        _wait_port(port, 60)
+        for i in range(2):
+            start(
+                [
+                    "org.apache.spark.deploy.worker.Worker",
+                    url,
+                    "--host",
+                    "127.0.0.1",
+                    "--webui-port",
+                    str(_free_port()),
+                    "--cores",
+                    "1",
+                    "--memory",
+                    "1g",
+                ],
+                f"worker{i}",
+            )
+        yield url
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for log in logs:
+            log.close()

@@ -1,0 +1,86 @@
+"""Shared fixtures: servers on 127.0.0.1 over each kind of Optuna storage.
+
+The core tests need no Spark; workers are threads or spawned processes on this machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
+
+import optuna
+import pytest
+from optuna.storages import BaseStorage
+
+from optuna_spark import RemoteStorage
+from optuna_spark import StorageServer
+from optuna_spark import StudyRun
+from tests._helpers import Workers
+
+
+@pytest.fixture(autouse=True)
+def _quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., StorageServer]]:
+    """Start servers with any ``StorageServer`` arguments; all are closed after the test."""
+    servers: list[StorageServer] = []
+
+    def make(storage: str | BaseStorage | None = None, **kwargs: object) -> StorageServer:
+        server = StorageServer(
+            storage if storage is not None else optuna.storages.InMemoryStorage(),
+            **kwargs,  # type: ignore[arg-type]
+        )
+        servers.append(server.start())
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., StorageServer]) -> StorageServer:
+    """A server over a fresh in-memory storage."""
+    return make_server()
+
+
+@pytest.fixture
+def remote_storage(server: StorageServer) -> Iterator[RemoteStorage]:
+    storage = RemoteStorage(server.host, server.port, server.token)
+    yield storage
+    storage.close()
+
+
+@pytest.fixture
+def workers() -> Iterator[Workers]:
+    """Start worker loops (threads or spawned processes); leftovers are killed afterwards."""
+    w = Workers()
+    yield w
+    w.kill_leftovers()
+
+
+@pytest.fixture
+def open_run(server: StorageServer) -> Iterator[Callable[..., StudyRun]]:
+    """Open a ``StudyRun`` on ``server`` for a study (by default a new one in its storage)."""
+    runs: list[StudyRun] = []
+
+    def open_(study: optuna.Study | None = None, **kwargs: Any) -> StudyRun:
+        if study is None:
+            study = optuna.create_study(
+                storage=server.storage,
+                sampler=optuna.samplers.RandomSampler(seed=0),
+                pruner=optuna.pruners.NopPruner(),
+            )
+        run = StudyRun(study, **kwargs)
+        server.add_run(run)
+        runs.append(run)
+        return run
+
+    yield open_
+    for run in runs:
+        run.stop()
+        server.remove_run(run)
