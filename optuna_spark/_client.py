@@ -79,6 +79,8 @@ class Connection:
         sock.settimeout(endpoint.timeout)
         self._sock = sock
         self._closed = False
+        self._pending = 0  # replies to send() not read yet
+        self._deferred: BaseException | None = None  # first error among them
 
     @property
     def endpoint(self) -> Endpoint:
@@ -88,24 +90,77 @@ class Connection:
     def closed(self) -> bool:
         return self._closed
 
-    def call(self, method: str, *args: Any) -> Any:
-        """Send one request and wait for its reply; remote errors are raised locally."""
+    def call(self, method: str, *args: Any, raise_deferred: bool = True) -> Any:
+        """Send one request and wait for its reply; remote errors are raised locally.
+
+        Replies to earlier :meth:`send` requests are read first. The first error among them
+        is raised here instead of sending this request (unless ``raise_deferred`` is false,
+        then it waits for the next call that allows it).
+        """
         with self._lock:
-            if self._closed:
-                raise ConnectionError(f"The connection to {self._endpoint.address} is closed.")
+            self._drain_locked()
+            if raise_deferred and self._deferred is not None:
+                error, self._deferred = self._deferred, None
+                raise error
+            body = self._roundtrip_locked(method, args, wait=True)
+        assert body is not None
+        ok, result = p.decode(body)
+        if ok:
+            return result
+        error = p.rebuild_error(result)
+        if isinstance(error, p.ProtocolError):
+            # The server drops a connection whose frame it refused (too large): so do we,
+            # so that the next call does not fail on a dead socket.
+            self.close()
+        raise error
+
+    def flush(self) -> None:
+        """Read the replies to earlier :meth:`send` requests; raise the first error among them."""
+        with self._lock:
+            self._drain_locked()
+            if self._deferred is not None:
+                error, self._deferred = self._deferred, None
+                raise error
+
+    def send(self, method: str, *args: Any) -> None:
+        """Send a request without waiting for its reply (it is read by the next call).
+
+        For requests whose answer the caller does not need at once (``report``): it saves
+        a round trip while the server still handles requests in order.
+        """
+        with self._lock:
+            self._roundtrip_locked(method, args, wait=False)
+            self._pending += 1
+
+    def _roundtrip_locked(self, method: str, args: tuple[Any, ...], *, wait: bool) -> bytes | None:
+        if self._closed:
+            raise ConnectionError(f"The connection to {self._endpoint.address} is closed.")
+        try:
+            p.send_message(self._sock, [method, list(args)])
+            if not wait:
+                return None
+            return p.recv_frame(self._sock, self._endpoint.max_message_bytes)
+        except (OSError, p.ProtocolError) as e:
+            self._close_locked()
+            raise ConnectionError(
+                f"Lost the connection to the optuna-spark server at "
+                f"{self._endpoint.address} during '{method}': {e}"
+            ) from e
+
+    def _drain_locked(self) -> None:
+        while self._pending:
             try:
-                p.send_message(self._sock, [method, list(args)])
                 body = p.recv_frame(self._sock, self._endpoint.max_message_bytes)
             except (OSError, p.ProtocolError) as e:
                 self._close_locked()
                 raise ConnectionError(
                     f"Lost the connection to the optuna-spark server at "
-                    f"{self._endpoint.address} during '{method}': {e}"
+                    f"{self._endpoint.address}: {e}"
                 ) from e
-        ok, result = p.decode(body)
-        if ok:
-            return result
-        raise p.rebuild_error(result)
+            self._pending -= 1
+            ok, result = p.decode(body)
+            if not ok and self._deferred is None:
+                self._deferred = p.rebuild_error(result)
 
     def _close_locked(self) -> None:
         if not self._closed:

@@ -208,13 +208,12 @@ class StudyRun:
             running.last_seen = time.monotonic()
             return fn(running.trial, args)
 
-    def report(self, conn_id: int, trial_id: int, value: float, step: int) -> bool:
-        """Report an intermediate value and answer ``should_prune`` in the same round trip."""
-        with self._lock, compat.in_optimize_loop(self.study):
+    def report(self, conn_id: int, trial_id: int, value: float, step: int) -> None:
+        """Record an intermediate value (workers send it without waiting for the reply)."""
+        with self._lock:
             running = self._get_running(trial_id)
             running.last_seen = time.monotonic()
             running.trial.report(value, step)
-            return self._should_prune(trial_id, running)
 
     def should_prune(self, conn_id: int, trial_id: int) -> bool:
         with self._lock, compat.in_optimize_loop(self.study):

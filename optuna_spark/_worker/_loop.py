@@ -19,6 +19,7 @@ from optuna_spark._client import Connection
 from optuna_spark._client import Endpoint
 from optuna_spark._service._run import trial_values_out
 from optuna_spark._worker._trial import RemoteTrial
+from optuna_spark.storages._remote import RemoteStorage
 
 _logger = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ def run_worker(
         )
     worker = {"host": socket.gethostname(), "pid": os.getpid(), **(info or {})}
     conn = Connection(spec.endpoint)
+    # One storage for every trial's ``trial.study``; it connects on first use only.
+    storage = RemoteStorage.from_endpoint(spec.endpoint)
     beat = _Heartbeat(conn, spec)
     n = 0
     try:
@@ -82,9 +85,10 @@ def run_worker(
             if reply is None:
                 return n
             trial_id, number, study_name = reply
-            trial = RemoteTrial(conn, spec.run_id, trial_id, number, study_name)
+            trial = RemoteTrial(conn, spec.run_id, trial_id, number, study_name, storage)
             with beat.watch(trial_id):
                 outcome = _run_objective(func, trial, catch)
+            ended_by_driver = False
             try:
                 conn.call(
                     "run.tell",
@@ -96,15 +100,19 @@ def run_worker(
                     outcome.caught,
                 )
             except UpdateFinishedTrialError as e:
+                # The driver already failed this trial (lost, timed out); an error its
+                # objective raised since is a consequence of that, not a reason to stop.
                 _logger.warning("The driver had already ended trial %d: %s", number, e)
+                ended_by_driver = True
             n += 1
             if outcome.reraise is not None:
                 raise outcome.reraise
-            if not outcome.caught:
+            if not outcome.caught and not ended_by_driver:
                 return n
     finally:
         beat.stop()
         conn.close()
+        storage.close()
 
 
 def _run_objective(
@@ -112,6 +120,7 @@ def _run_objective(
 ) -> _Outcome:
     try:
         value = func(trial)
+        trial._conn.flush()  # a failed report fails the trial, as it would in-process
     except optuna.TrialPruned:
         return _Outcome("pruned")
     except Exception as e:
@@ -172,7 +181,9 @@ class _Heartbeat:
                     os._exit(STUCK_EXIT_CODE)
                 continue
             try:
-                gone = self._conn.call("run.heartbeat", self._spec.run_id, [trial_id])
+                gone = self._conn.call(
+                    "run.heartbeat", self._spec.run_id, [trial_id], raise_deferred=False
+                )
             except (ConnectionError, OSError):
                 return
             if gone:

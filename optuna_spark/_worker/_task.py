@@ -65,9 +65,7 @@ def _executor_id() -> str | None:
     return None
 
 
-def make_task(
-    spec: WorkerSpec, func: Objective, catch: tuple[type[Exception], ...]
-) -> Any:
+def make_task(spec: WorkerSpec, func: Objective, catch: tuple[type[Exception], ...]) -> Any:
     """The function given to ``mapPartitions``: one worker loop per task."""
 
     def task(_: Iterable[Any]) -> Iterator[int]:

@@ -28,19 +28,25 @@ class RemoteTrial(BaseTrial):
     worker's reports), and ``study`` is the study itself, read through
     :class:`~optuna_spark.RemoteStorage`.
 
-    The answer to ``should_prune`` comes back with ``report`` in one round trip; a
-    ``should_prune`` right after a ``report`` costs nothing.
+    ``report`` does not wait for the driver: its reply is read by the next call, so a
+    ``report`` followed by ``should_prune`` costs one round trip.
     """
 
     def __init__(
-        self, conn: Connection, run_id: str, trial_id: int, number: int, study_name: str
+        self,
+        conn: Connection,
+        run_id: str,
+        trial_id: int,
+        number: int,
+        study_name: str,
+        storage: RemoteStorage | None = None,
     ) -> None:
         self._conn = conn
         self._run_id = run_id
         self._trial_id = trial_id
         self._number = number
         self._study_name = study_name
-        self._pending_prune: bool | None = None
+        self._storage = storage
         self._study: optuna.Study | None = None
 
     def __repr__(self) -> str:
@@ -141,14 +147,12 @@ class RemoteTrial(BaseTrial):
             raise TypeError(
                 f"The `step` argument is of type '{type(step)}' but supposed to be an int."
             ) from None
-        self._pending_prune = bool(
-            self._conn.call("run.report", self._run_id, self._trial_id, value, step)
-        )
+        # Fire and forget: the driver records reports in order; an error (the trial is no
+        # longer running) is raised by the next call. ``should_prune`` asks the pruner only
+        # when the objective asks, exactly as in-process (some pruners record state then).
+        self._conn.send("run.report", self._run_id, self._trial_id, value, step)
 
     def should_prune(self) -> bool:
-        if self._pending_prune is not None:
-            answer, self._pending_prune = self._pending_prune, None
-            return answer
         return bool(self._conn.call("run.should_prune", self._run_id, self._trial_id))
 
     # -----------------------------------------------------------------------------------------
@@ -196,8 +200,9 @@ class RemoteTrial(BaseTrial):
     def study(self) -> optuna.Study:
         """The study, read and written through :class:`~optuna_spark.RemoteStorage`."""
         if self._study is None:
-            storage = RemoteStorage.from_endpoint(self._conn.endpoint)
-            self._study = _WorkerStudy(self, self._study_name, storage)
+            if self._storage is None:
+                self._storage = RemoteStorage.from_endpoint(self._conn.endpoint)
+            self._study = _WorkerStudy(self, self._study_name, self._storage)
         return self._study
 
 
