@@ -9,13 +9,13 @@ from optuna_spark._service._run import StudyRun
 from optuna_spark._worker._loop import WorkerSpec
 from optuna_spark._worker._loop import run_worker
 from optuna_spark._worker._trial import RemoteTrial
-from optuna_spark.executor import SparkExecutor
 from optuna_spark.exceptions import AuthenticationError
 from optuna_spark.exceptions import OptunaSparkError
 from optuna_spark.exceptions import ProtocolError
 from optuna_spark.exceptions import RemoteError
 from optuna_spark.exceptions import SparkSetupError
 from optuna_spark.exceptions import WorkerLostError
+from optuna_spark.executor import SparkExecutor
 from optuna_spark.storages import RemoteStorage
 from optuna_spark.storages import StorageServer
 
@@ -33,7 +33,7 @@ __all__ = [
     "SparkSetupError",
     "StorageServer",
     "StudyRun",
-    "WorkerSpec",
     "WorkerLostError",
+    "WorkerSpec",
     "run_worker",
 ]

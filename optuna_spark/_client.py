@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 from optuna_spark import _protocol as p
+from optuna_spark.exceptions import ProtocolError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +109,7 @@ class Connection:
         if ok:
             return result
         error = p.rebuild_error(result)
-        if isinstance(error, p.ProtocolError):
+        if isinstance(error, ProtocolError):
             # The server drops a connection whose frame it refused (too large): so do we,
             # so that the next call does not fail on a dead socket.
             self.close()
@@ -140,7 +141,7 @@ class Connection:
             if not wait:
                 return None
             return p.recv_frame(self._sock, self._endpoint.max_message_bytes)
-        except (OSError, p.ProtocolError) as e:
+        except (OSError, ProtocolError) as e:
             self._close_locked()
             raise ConnectionError(
                 f"Lost the connection to the optuna-spark server at "
@@ -151,7 +152,7 @@ class Connection:
         while self._pending:
             try:
                 body = p.recv_frame(self._sock, self._endpoint.max_message_bytes)
-            except (OSError, p.ProtocolError) as e:
+            except (OSError, ProtocolError) as e:
                 self._close_locked()
                 raise ConnectionError(
                     f"Lost the connection to the optuna-spark server at "

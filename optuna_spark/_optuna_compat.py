@@ -74,9 +74,12 @@ def all_points_started(study: optuna.Study) -> bool:
         started: set[int] = set()
         for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
             grid_id = t.system_attrs.get("grid_id")
-            if grid_id is not None and sampler._same_search_space(t.system_attrs["search_space"]):
-                if t.state.is_finished() or t.state == TrialState.RUNNING:
-                    started.add(grid_id)
+            if (
+                grid_id is not None
+                and sampler._same_search_space(t.system_attrs["search_space"])
+                and (t.state.is_finished() or t.state == TrialState.RUNNING)
+            ):
+                started.add(grid_id)
         if study._storage.get_n_trials(study._study_id, TrialState.WAITING) > 0:
             return False
         return len(started) >= len(sampler._all_grids)

@@ -237,4 +237,8 @@ def server_ssl_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
 def client_ssl_context(cafile: str | None, cadata: str | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile, cadata=cadata)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    # Let a trusted certificate that is not a self-signed root anchor the chain (as Python
+    # 3.13 does by default): ``StorageServer.endpoint`` pins the server's own certificate,
+    # which a CA may have issued.
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return ctx

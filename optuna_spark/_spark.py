@@ -83,9 +83,10 @@ def embedded_session(n_slots: int) -> SparkSession:
     except Exception as e:
         raise SparkSetupError(
             f"Could not start an embedded Spark session ({master}): {e}. Check that Java 17+ "
-            "is installed and that PySpark works: python -c \"from pyspark.sql import "
+            'is installed and that PySpark works: python -c "from pyspark.sql import '
             "SparkSession; SparkSession.builder.master('local[1]').getOrCreate()\""
         ) from e
+    session.sparkContext.setLogLevel("ERROR")
     _logger.info("Started an embedded Spark session %s.", master)
     return session
 

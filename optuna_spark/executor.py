@@ -130,7 +130,7 @@ class SparkExecutor:
         func: ObjectiveFuncType,
         n_trials: int | None = None,
         timeout: float | None = None,
-        catch: Iterable[type[Exception]] | type[Exception] = (),
+        catch: tuple[type[Exception], ...] = (),
         callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
         show_progress_bar: bool = False,
     ) -> None:
@@ -159,7 +159,10 @@ class SparkExecutor:
         """
         from optuna_spark._progress import ProgressBar
 
-        catch = _as_catch_tuple(catch)
+        if not isinstance(catch, tuple):
+            raise TypeError(
+                f"The catch argument is of type '{type(catch).__name__}' but must be a tuple."
+            )
         if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int)):
             raise TypeError(f"n_trials must be an int or None, but got {n_trials=}.")
         if study._thread_local.in_optimize_loop:
@@ -283,23 +286,11 @@ def _default_local_slots() -> int:
     return os.cpu_count() or 1
 
 
-def _as_catch_tuple(
-    catch: Iterable[type[Exception]] | type[Exception],
-) -> tuple[type[Exception], ...]:
-    if isinstance(catch, type):
-        catch = (catch,)
-    if not isinstance(catch, tuple):
-        raise TypeError(
-            f"The catch argument is of type '{type(catch).__name__}' but must be a tuple."
-        )
-    return catch
-
-
 def _check_picklable(func: ObjectiveFuncType, catch: tuple[type[Exception], ...]) -> None:
     from pyspark import cloudpickle
 
     try:
-        cloudpickle.dumps((func, catch))
+        cloudpickle.dumps((func, catch))  # type: ignore[no-untyped-call]
     except Exception as e:
         raise SparkSetupError(
             f"The objective cannot be shipped to Spark executors because it cannot be pickled: "

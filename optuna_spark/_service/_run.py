@@ -186,7 +186,7 @@ class StudyRun:
     # Requests from workers. Each takes the connection id first.
 
     def ask(self, conn_id: int, worker: dict[str, Any]) -> list[Any] | None:
-        """A new trial ``[trial_id, number, study_name]``, or ``None`` when the worker should stop."""
+        """A new trial ``[trial_id, number, study_name]``; ``None`` tells the worker to stop."""
         with self._lock, compat.in_optimize_loop(self.study):
             if not self._may_start_trial():
                 return None

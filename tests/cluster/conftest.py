@@ -57,9 +57,7 @@ def standalone_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         log = open(work / f"{name}.log", "wb")  # noqa: SIM115 (closed below)
         logs.append(log)
         procs.append(
-            subprocess.Popen(
-                [spark_class, *args], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+            subprocess.Popen([spark_class, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
         )
 
     try:

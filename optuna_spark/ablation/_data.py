@@ -1,0 +1,189 @@
+"""Data without a feature: pandas and Spark DataFrames, ``tf.data`` datasets, a user callback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+from typing import TypeVar
+
+from optuna.trial import BaseTrial
+
+from optuna_spark.ablation import _imports
+from optuna_spark.ablation._arms import Arm
+from optuna_spark.ablation._arms import as_arm
+
+T = TypeVar("T")
+
+
+def drop_features(
+    data: T, features: str | Sequence[str], *, label: str | Sequence[str] | None = None
+) -> T:
+    """``data`` without ``features``: a pandas or Spark DataFrame, or a ``tf.data.Dataset``.
+
+    Args:
+        data: A pandas DataFrame, a Spark DataFrame (classic or Spark Connect), or a
+            ``tf.data.Dataset`` whose elements are a dict of features or a tuple whose first
+            item is a dict of features (``(features, label)``, ``(features, label, weight)``).
+        features: The feature(s) to drop.
+        label: The label column(s), which are never dropped (asking to is an error).
+
+    Returns:
+        Data of the same kind without the features (a new DataFrame, a mapped dataset).
+
+    Raises:
+        ValueError: A feature is the label, or is not in the data.
+        TypeError: ``data`` is none of the kinds above.
+
+    Example:
+
+        .. testcode::
+
+            import pandas as pd
+            from optuna_spark.ablation import drop_features
+
+            df = pd.DataFrame({"area": [50.0, 80.0], "rooms": [2, 3], "price": [1.0, 2.0]})
+            assert list(drop_features(df, "rooms", label="price").columns) == ["area", "price"]
+    """
+    drop = _as_names("features", features)
+    labels = _as_names("label", label) if label is not None else ()
+    for feature in drop:
+        if feature in labels:
+            raise ValueError(f"Cannot leave out {feature!r}: it is the label, not a feature.")
+    if _imports.is_pandas_dataframe(data):
+        _check_known(drop, [str(c) for c in data.columns], "DataFrame columns")  # type: ignore[attr-defined]
+        return data.drop(columns=list(drop))  # type: ignore[attr-defined, no-any-return]
+    if _imports.is_spark_dataframe(data):
+        _check_known(drop, list(data.columns), "Spark DataFrame columns")  # type: ignore[attr-defined]
+        return data.drop(*drop)  # type: ignore[attr-defined, no-any-return]
+    if _imports.is_tf_dataset(data):
+        return _drop_from_tf_dataset(data, drop)  # type: ignore[no-any-return]
+    raise TypeError(
+        "Expected a pandas DataFrame, a Spark DataFrame or a tf.data.Dataset, but got "
+        f"{type(data).__module__}.{type(data).__qualname__}. For any other data, pass a "
+        "function that makes it from the features to keep (see ablate_data)."
+    )
+
+
+def features_to_keep(
+    trial_or_arm: BaseTrial | Arm,
+    features: Sequence[str],
+    *,
+    label: str | Sequence[str] | None = None,
+) -> list[str]:
+    """``features`` without the feature this trial's arm leaves out (if any).
+
+    Args:
+        trial_or_arm: The objective's trial, or its :class:`Arm`.
+        features: Every feature of the base configuration, in order.
+        label: The label(s), which an arm may not leave out.
+
+    Raises:
+        ValueError: The arm leaves out the label, or a feature that is not in ``features``.
+    """
+    arm = as_arm(trial_or_arm)
+    names = list(_as_names("features", features))
+    if arm.feature is None:
+        return names
+    labels = _as_names("label", label) if label is not None else ()
+    if arm.feature in labels:
+        raise ValueError(f"Cannot leave out {arm.feature!r}: it is the label, not a feature.")
+    _check_known((arm.feature,), names, "features")
+    return [f for f in names if f != arm.feature]
+
+
+def ablate_data(
+    trial_or_arm: BaseTrial | Arm,
+    data: Any,
+    *,
+    label: str | Sequence[str] | None = None,
+    features: Sequence[str] | None = None,
+) -> Any:
+    """The data of this trial's arm: ``data`` without the left-out feature, if the arm has one.
+
+    Args:
+        trial_or_arm: The objective's trial, or its :class:`Arm` from :func:`get_arm`.
+        data: A pandas DataFrame, a Spark DataFrame, a ``tf.data.Dataset`` of dict features
+            (see :func:`drop_features`), or a function ``make(features_to_keep) -> data`` that
+            builds the data from a list of feature names (then ``features`` is required).
+        label: The label column(s), which are never left out.
+        features: Every feature of the base configuration; only for a function ``data``.
+
+    Returns:
+        ``data`` itself when the arm keeps every feature; otherwise the data without the
+        feature, or what ``data(features_to_keep)`` returns.
+
+    Raises:
+        ValueError: The arm leaves out the label, or a feature that is not in the data.
+
+    Example:
+
+        .. testcode::
+
+            import pandas as pd
+            from optuna_spark.ablation import LOCOSampler
+            from optuna_spark.ablation import ablate_data
+
+            df = pd.DataFrame({"area": [50.0, 80.0], "rooms": [2, 3], "price": [1.0, 2.0]})
+            trial = LOCOSampler(features=["area", "rooms"]).fixed_trial("feature:area")
+            assert list(ablate_data(trial, df, label="price").columns) == ["rooms", "price"]
+    """
+    arm = as_arm(trial_or_arm)
+    if _imports.is_pandas_dataframe(data) or _imports.is_spark_dataframe(data):
+        if features is not None:
+            raise ValueError("features is only for a function that makes the data.")
+        return data if arm.feature is None else drop_features(data, arm.feature, label=label)
+    if _imports.is_tf_dataset(data):
+        if features is not None:
+            raise ValueError("features is only for a function that makes the data.")
+        return data if arm.feature is None else drop_features(data, arm.feature, label=label)
+    if callable(data):
+        if features is None:
+            raise ValueError(
+                "ablate_data needs features=[...] (every feature of the base configuration) "
+                "when data is a function that makes the data from the features to keep."
+            )
+        make: Callable[[list[str]], Any] = data
+        return make(features_to_keep(arm, features, label=label))
+    return drop_features(data, () if arm.feature is None else arm.feature, label=label)
+
+
+def _as_names(arg: str, names: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(names, str):
+        return (names,)
+    out = tuple(names)
+    for name in out:
+        if not isinstance(name, str):
+            raise TypeError(f"{arg} must be names (strings), but got {name!r}.")
+    return out
+
+
+def _check_known(drop: Sequence[str], available: Sequence[str], where: str) -> None:
+    for feature in drop:
+        if feature not in available:
+            raise ValueError(
+                f"Cannot leave out feature {feature!r}: it is not one of the {where} "
+                f"{list(available)}."
+            )
+
+
+def _drop_from_tf_dataset(dataset: Any, drop: Sequence[str]) -> Any:
+    spec = dataset.element_spec
+    if isinstance(spec, dict):
+        _check_known(drop, [str(k) for k in spec], "dataset's features")
+        if not drop:
+            return dataset
+        return dataset.map(lambda features: _without(features, drop))
+    if isinstance(spec, tuple) and spec and isinstance(spec[0], dict):
+        _check_known(drop, [str(k) for k in spec[0]], "dataset's features")
+        if not drop:
+            return dataset
+        return dataset.map(lambda features, *rest: (_without(features, drop), *rest))
+    raise TypeError(
+        "A tf.data.Dataset must yield a dict of features, or a tuple whose first item is a dict "
+        f"of features (features, label), to leave a feature out; its element_spec is {spec}."
+    )
+
+
+def _without(features: dict[str, Any], drop: Sequence[str]) -> dict[str, Any]:
+    return {k: v for k, v in features.items() if k not in drop}

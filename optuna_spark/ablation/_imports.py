@@ -1,0 +1,58 @@
+"""Optional heavy imports, done when first needed, with an error that names the extra."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+_TENSORFLOW_EXTRA = "pip install 'optuna-spark[tensorflow]'"
+
+
+def import_keras() -> Any:
+    """The ``keras`` (3.x) module, or an ``ImportError`` naming the extra to install."""
+    try:
+        keras = importlib.import_module("keras")
+    except ImportError as e:
+        raise ImportError(
+            f"Keras model surgery needs Keras 3 and TensorFlow; install them with "
+            f"`{_TENSORFLOW_EXTRA}`."
+        ) from e
+    if not str(getattr(keras, "__version__", "0")).startswith("3."):
+        raise ImportError(
+            f"Keras model surgery needs Keras 3, but Keras {keras.__version__} is installed; "
+            f"install it with `{_TENSORFLOW_EXTRA}`."
+        )
+    return keras
+
+
+def import_tensorflow() -> Any:
+    """The ``tensorflow`` module, or an ``ImportError`` naming the extra to install."""
+    try:
+        return importlib.import_module("tensorflow")
+    except ImportError as e:
+        raise ImportError(
+            f"tf.data support needs TensorFlow; install it with `{_TENSORFLOW_EXTRA}`."
+        ) from e
+
+
+def is_tf_dataset(data: Any) -> bool:
+    """Whether ``data`` is a ``tf.data.Dataset`` (without importing TensorFlow)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(data, tf.data.Dataset)
+
+
+def is_spark_dataframe(data: Any) -> bool:
+    """Whether ``data`` is a Spark DataFrame, classic or Spark Connect (without importing it)."""
+    module = type(data).__module__
+    if not module.startswith("pyspark.sql"):
+        return False
+    from pyspark.sql import DataFrame  # the parent of classic and Spark Connect DataFrames
+
+    return isinstance(data, DataFrame)
+
+
+def is_pandas_dataframe(data: Any) -> bool:
+    """Whether ``data`` is a pandas DataFrame (without importing pandas)."""
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(data, pd.DataFrame)

@@ -1,0 +1,276 @@
+"""Keras 3 model surgery: a model without some of its layers, consumers wired to their input."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+
+from optuna.trial import BaseTrial
+
+from optuna_spark.ablation._arms import Arm
+from optuna_spark.ablation._arms import as_arm
+from optuna_spark.ablation._arms import matches
+from optuna_spark.ablation._imports import import_keras
+
+_logger = logging.getLogger(__name__)
+
+
+def remove_layers(model: Any, layers: str | Sequence[str], *, copy_weights: bool = True) -> Any:
+    """A copy of a Keras 3 model without ``layers``; each one's consumers get its input.
+
+    A layer that takes one tensor and gives one is left out by handing its consumers its input
+    instead of its output. That works when the input has the output's shape (a hidden ``Dense``
+    of the previous width, a normalization, a dropout, the branch of a residual block), or,
+    for a group of layers, when the group as a whole keeps the shape (a bottleneck pair). The
+    copy's other layers are new layers of the same configuration and names.
+
+    Args:
+        model: A ``keras.Sequential`` with a known input shape, or a functional
+            ``keras.Model``. Layers are found among the model's own (top-level) layers.
+        layers: Layer names; an entry ending in ``*`` matches every layer whose name starts
+            with what precedes it.
+        copy_weights: Give the copy's layers the model's weights. For a freshly built model
+            this keeps the base arm's initialization (under the same seed) in every arm, so
+            arms differ only by what they leave out. ``False`` initializes them anew.
+
+    Returns:
+        A new model (the original is untouched), compiled like ``model`` if it was compiled.
+
+    Raises:
+        ValueError: A name matches no layer, a layer is an input layer, has several inputs or
+            outputs, or its consumers would receive another shape than before (the message
+            names the layer and both shapes).
+        TypeError: ``model`` is a subclassed model, whose graph cannot be rewired.
+        ImportError: Keras 3 is not installed (``pip install 'optuna-spark[tensorflow]'``).
+
+    Example:
+
+        .. testcode::
+
+            import keras
+            from optuna_spark.ablation import remove_layers
+
+            model = keras.Sequential(
+                [
+                    keras.Input((4,)),
+                    keras.layers.Dense(8, name="hidden_1"),
+                    keras.layers.Dense(8, name="hidden_2"),
+                    keras.layers.Dense(1, name="price"),
+                ]
+            )
+            smaller = remove_layers(model, "hidden_2")
+            assert [layer.name for layer in smaller.layers] == ["hidden_1", "price"]
+    """
+    keras = import_keras()
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"Expected a keras.Model, but got {type(model).__name__}.")
+    patterns = (layers,) if isinstance(layers, str) else tuple(layers)
+    names = [layer.name for layer in model.layers]
+    remove: set[str] = set()
+    for pattern in patterns:
+        hit = [n for n in names if matches(pattern, n)]
+        if not hit:
+            how = "matching" if pattern.endswith("*") else "named"
+            raise ValueError(
+                f"Model {model.name!r} has no layer {how} {pattern!r}; its layers are {names}."
+            )
+        remove.update(hit)
+    for name in sorted(remove):
+        if isinstance(model.get_layer(name), keras.layers.InputLayer):
+            raise ValueError(f"Cannot remove layer {name!r}: it is an input of the model.")
+
+    rewire = _Rewire(keras, model, remove)
+    if isinstance(model, keras.Sequential):
+        new = _without_in_sequential(keras, model, rewire)
+    elif _is_functional(model):
+        new = keras.models.clone_model(model, call_function=rewire)
+        for old, out in zip(model.outputs, new.outputs, strict=True):
+            rewire.check(f"the model's output {old.name!r}", [out], [[tuple(old.shape)]])
+    else:
+        raise TypeError(
+            f"Model {model.name!r} is a subclassed {type(model).__name__}; only Sequential and "
+            "functional models can have layers removed. Build the model without the layer "
+            "in the objective instead (see is_enabled)."
+        )
+    if copy_weights:
+        for layer in new.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            source = model.get_layer(layer.name)
+            if source.built and source.weights:
+                layer.set_weights(source.get_weights())
+    if getattr(model, "compiled", False):
+        try:
+            new.compile_from_config(model.get_compile_config())
+        except Exception as e:  # an optimizer or loss that does not serialize
+            _logger.warning(
+                "The model without %s could not be compiled like the original (%s: %s); "
+                "compile it yourself.",
+                sorted(remove),
+                type(e).__name__,
+                e,
+            )
+    return new
+
+
+def ablate_model(
+    trial_or_arm: BaseTrial | Arm,
+    model: Any,
+    *,
+    copy_weights: bool = True,
+) -> Any:
+    """The model of this trial's arm: without the left-out layer or group of layers, if any.
+
+    Args:
+        trial_or_arm: The objective's trial, or its :class:`Arm` from :func:`get_arm`.
+        model: A Keras 3 Sequential or functional model, or a function without arguments that
+            builds one. A function is called in every arm, so seed first (for example
+            ``keras.utils.set_random_seed(arm.seed)``) and every arm starts from the same
+            initialization.
+        copy_weights: See :func:`remove_layers`.
+
+    Returns:
+        The model itself (or the function's model) when the arm removes no layer; otherwise a
+        new model without the arm's layers, made by :func:`remove_layers`.
+
+    Example:
+
+        .. testcode::
+
+            import keras
+            from optuna_spark.ablation import LOCOSampler
+            from optuna_spark.ablation import ablate_model
+
+
+            def build():
+                inputs = keras.Input((4,))
+                x = keras.layers.Dense(8, name="hidden_1")(inputs)
+                x = keras.layers.Dense(8, name="head_1")(x)
+                x = keras.layers.Dense(8, name="head_2")(x)
+                return keras.Model(inputs, keras.layers.Dense(1, name="price")(x))
+
+
+            sampler = LOCOSampler(layer_groups={"head": "head_"})
+            model = ablate_model(sampler.fixed_trial("group:head"), build)
+            assert [layer.name for layer in model.layers][1:] == ["hidden_1", "price"]
+    """
+    arm = as_arm(trial_or_arm)
+    keras = import_keras()
+    if not isinstance(model, keras.Model):
+        if not callable(model):
+            raise TypeError(
+                "Expected a keras.Model or a function that builds one, but got "
+                f"{type(model).__name__}."
+            )
+        build: Callable[[], Any] = model
+        model = build()
+        if not isinstance(model, keras.Model):
+            raise TypeError(
+                f"The model-building function returned {type(model).__name__}, not a keras.Model."
+            )
+    if not arm.layers:
+        return model
+    return remove_layers(model, arm.layers, copy_weights=copy_weights)
+
+
+def _is_functional(model: Any) -> bool:
+    try:
+        from keras.src.models.functional import Functional
+    except ImportError:  # pragma: no cover - a future Keras that moved it
+        return hasattr(model, "_nodes_by_depth")
+    return isinstance(model, Functional)
+
+
+class _Rewire:
+    """The ``call_function`` of ``clone_model``: removed layers hand on their input.
+
+    A kept layer must receive what it received in the original model; when it would not, the
+    error blames the removed layer whose input it would receive instead of its output.
+    """
+
+    def __init__(self, keras: Any, model: Any, remove: set[str]) -> None:
+        self._keras = keras
+        self._model = model
+        self.removed = remove
+        self._blame: dict[int, tuple[str, tuple[Any, ...]]] = {}  # id(tensor) -> (layer, shape)
+
+    def __call__(self, layer: Any, *args: Any, **kwargs: Any) -> Any:
+        keras = self._keras
+        inputs = [
+            t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)
+        ]
+        nodes = _node_shapes(self._model.get_layer(layer.name))
+        if layer.name in self.removed:
+            single = [outs for ins, outs in nodes if len(ins) == 1 and len(outs) == 1]
+            if len(inputs) != 1 or not single:
+                n_out = len(nodes[0][1]) if nodes else 0
+                raise ValueError(
+                    f"Cannot remove layer {layer.name!r}: it takes {len(inputs)} input tensor(s) "
+                    f"and gives {n_out} output tensor(s), so there is no single input to hand "
+                    "its consumers."
+                )
+            self._blame[id(inputs[0])] = (layer.name, single[0][0])
+            return inputs[0]
+        self.check(f"layer {layer.name!r}", inputs, [ins for ins, _ in nodes])
+        return layer(*args, **kwargs)
+
+    def check(
+        self, consumer: str, inputs: Sequence[Any], expected: Sequence[Sequence[tuple[Any, ...]]]
+    ) -> None:
+        """Raise unless ``inputs`` have the shapes of one of the ``expected`` calls."""
+        shapes = [tuple(t.shape) for t in inputs]
+        if not expected or any(sorted(map(str, shapes)) == sorted(map(str, e)) for e in expected):
+            return
+        for t in inputs:
+            if id(t) in self._blame:
+                name, wanted = self._blame[id(t)]
+                if tuple(t.shape) != wanted:
+                    raise ValueError(
+                        f"Cannot remove layer {name!r}: its input has shape {tuple(t.shape)} but "
+                        f"its output has shape {wanted}, so {consumer} would receive "
+                        f"{tuple(t.shape)} instead of {wanted}. Only a layer (or a group of "
+                        "layers) whose output has its input's shape can be left out."
+                    )
+        raise ValueError(
+            f"Cannot remove {sorted(self.removed)}: {consumer} would receive shapes {shapes} "
+            f"instead of {list(expected[0])}."
+        )
+
+
+def _node_shapes(layer: Any) -> list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+    """Input and output shapes of each call of ``layer`` in its graphs."""
+    return [
+        (
+            [tuple(t.shape) for t in node.input_tensors],
+            [tuple(t.shape) for t in node.output_tensors],
+        )
+        for node in layer._inbound_nodes
+    ]
+
+
+def _without_in_sequential(keras: Any, model: Any, rewire: _Rewire) -> Any:
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ValueError(
+            f"Sequential model {model.name!r} has no input shape yet: start it with "
+            "keras.Input(shape) (or build it) so that its layers' shapes can be checked."
+        )
+    spec = inputs[0]
+    x = keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype)
+    kept = []
+    for layer in model.layers:
+        clone = layer.__class__.from_config(layer.get_config())
+        x = rewire(clone, x)
+        if layer.name not in rewire.removed:
+            kept.append(clone)
+    rewire.check("the model's output", [x], [[tuple(model.outputs[0].shape)]])
+    return keras.Sequential(
+        [keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype), *kept],
+        name=model.name,
+        trainable=model.trainable,
+    )

@@ -1,0 +1,153 @@
+"""``plot_ablation``: the report as a plotly figure, in the style of ``optuna.visualization``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from typing import Any
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+
+from optuna_spark.ablation._report import ablation_report
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+_BASE_COLOR = "rgb(150, 150, 150)"
+_SIGNIFICANT_COLOR = "rgb(66, 146, 198)"  # optuna.visualization's bar colour
+_NOT_SIGNIFICANT_COLOR = "rgb(198, 219, 239)"
+
+
+def plot_ablation(
+    study: optuna.Study,
+    *,
+    target: Callable[[FrozenTrial], float] | None = None,
+    target_name: str = "Objective Value",
+    direction: str | StudyDirection | None = None,
+    confidence: float = 0.95,
+    alpha: float = 0.05,
+) -> go.Figure:
+    """Plot each arm's mean with its confidence interval, the base marked, as horizontal bars.
+
+    Arms are ordered as in :func:`ablation_report` (the most important component at the top,
+    under the base). Arms whose difference from the base is significant after Holm's
+    correction are dark, the others light; a dashed line marks the base's mean, and hovering a
+    bar shows its numbers.
+
+    Args:
+        study: A study run with :class:`LOCOSampler`.
+        target: See :func:`ablation_report`.
+        target_name: The value's name on the axis.
+        direction: See :func:`ablation_report`.
+        confidence: Level of the error bars (confidence intervals of the means).
+        alpha: Family-wise significance level.
+
+    Returns:
+        A ``plotly.graph_objects.Figure``.
+
+    Example:
+
+        .. testcode::
+
+            import optuna
+            from optuna_spark.ablation import LOCOSampler
+            from optuna_spark.ablation import get_arm
+            from optuna_spark.ablation import plot_ablation
+
+
+            def objective(trial):
+                arm = get_arm(trial)
+                return 1.0 + (arm.name == "trick") + 0.1 * arm.repeat
+
+
+            study = optuna.create_study(sampler=LOCOSampler(components=["trick"], n_repeats=2))
+            study.optimize(objective)
+            fig = plot_ablation(study)
+            fig.show()  # or fig.write_html("ablation.html")
+    """
+    try:
+        import plotly.graph_objects as go
+    except ImportError as e:  # pragma: no cover - plotly is a dependency of optuna-spark
+        raise ImportError("plot_ablation needs plotly: pip install plotly") from e
+
+    report = ablation_report(
+        study, target=target, direction=direction, confidence=confidence, alpha=alpha
+    )
+    rows = list(report.itertuples(index=False))[::-1]  # plotly draws the first bar lowest
+    order = [r.arm for r in rows]
+    fig = go.Figure()
+    groups = (
+        ("base", _BASE_COLOR, lambda r: r.arm == "base"),
+        ("significant", _SIGNIFICANT_COLOR, lambda r: r.arm != "base" and r.significant),
+        (
+            "not significant",
+            _NOT_SIGNIFICANT_COLOR,
+            lambda r: r.arm != "base" and not r.significant,
+        ),
+    )
+    for name, color, member in groups:
+        chosen = [r for r in rows if member(r)]
+        if not chosen:
+            continue
+        fig.add_trace(
+            go.Bar(
+                name=name,
+                orientation="h",
+                x=[r.mean for r in chosen],
+                y=[r.arm for r in chosen],
+                marker_color=color,
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [_nan0(r.ci_high - r.mean) for r in chosen],
+                    "arrayminus": [_nan0(r.mean - r.ci_low) for r in chosen],
+                },
+                text=[_label(r) for r in chosen],
+                textposition="outside",
+                hovertext=[_hover(r, confidence) for r in chosen],
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    base = report[report["arm"] == "base"]
+    if len(base) and math.isfinite(base["mean"].iloc[0]):
+        fig.add_vline(
+            x=float(base["mean"].iloc[0]),
+            line_dash="dash",
+            line_color=_BASE_COLOR,
+            annotation_text="base",
+        )
+    fig.update_layout(
+        title="LOCO Ablation",
+        xaxis_title=target_name,
+        yaxis_title="Arm",
+        yaxis={"categoryorder": "array", "categoryarray": order},
+        barmode="overlay",
+        showlegend=True,
+    )
+    return fig
+
+
+def _nan0(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
+
+
+def _label(r: Any) -> str:
+    if r.arm == "base" or not math.isfinite(r.diff):
+        return ""
+    return f"{r.diff:+.3g}{' *' if r.significant else ''}"
+
+
+def _hover(r: Any, confidence: float) -> str:
+    lines = [
+        f"<b>{r.arm}</b>",
+        f"n = {r.n}",
+        f"mean = {r.mean:.4g} ({confidence:.0%} CI {r.ci_low:.4g} to {r.ci_high:.4g})",
+    ]
+    if r.arm != "base":
+        lines.append(f"difference from base = {r.diff:+.4g}")
+        if r.test:
+            lines.append(f"{r.test} test: p = {r.p_value:.3g}, Holm-adjusted p = {r.p_holm:.3g}")
+    return "<br>".join(lines)
