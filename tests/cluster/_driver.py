@@ -12,15 +12,23 @@ from optuna_spark import SparkExecutor
 
 
 def objective(trial: optuna.trial.BaseTrial) -> float:
+    import os
+
+    trial.set_user_attr("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
     x = trial.suggest_float("x", -5, 5)
     for step in range(3):
         trial.report(x * x + 1 / (step + 1), step)
     return x * x
 
 
-def main(master: str, storage: str) -> None:
+def main(master: str, storage: str, gpus: bool) -> None:
+    builder = SparkSession.builder
+    if gpus:
+        builder = builder.config("spark.executor.resource.gpu.amount", "1").config(
+            "spark.task.resource.gpu.amount", "1"
+        )
     spark = (
-        SparkSession.builder.master(master)
+        builder.master(master)
         .appName("optuna-spark-cluster-test")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
@@ -42,6 +50,12 @@ def main(master: str, storage: str) -> None:
                     {str(t.system_attrs["optuna_spark:worker"].get("executor_id")) for t in trials}
                 ),
                 "steps": sorted({len(t.intermediate_values) for t in trials}),
+                "gpus": sorted(
+                    {str(t.system_attrs["optuna_spark:worker"].get("gpus")) for t in trials}
+                ),
+                "cuda_visible": sorted(
+                    {str(t.user_attrs["CUDA_VISIBLE_DEVICES"]) for t in trials}
+                ),
             }
         )
     )
@@ -49,4 +63,4 @@ def main(master: str, storage: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], gpus=sys.argv[3:] == ["--gpus"])

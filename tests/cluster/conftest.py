@@ -47,6 +47,15 @@ def standalone_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         "SPARK_LOG_DIR": str(work / "logs"),
         "PYSPARK_PYTHON": sys.executable,
     }
+    # Each worker offers one (pretend) GPU, found by a discovery script, so that GPU-aware
+    # task placement through Spark resources is exercised without a GPU.
+    discovery = work / "gpus.sh"
+    discovery.write_text('#!/bin/sh\necho \'{"name": "gpu", "addresses": ["0"]}\'\n')
+    discovery.chmod(0o755)
+    env["SPARK_WORKER_OPTS"] = (
+        "-Dspark.worker.resource.gpu.amount=1 "
+        f"-Dspark.worker.resource.gpu.discoveryScript={discovery}"
+    )
     port = _free_port()
     url = f"spark://127.0.0.1:{port}"
     common = ["--host", "127.0.0.1", "--webui-port", str(_free_port())]

@@ -7,20 +7,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytestmark = [pytest.mark.spark, pytest.mark.cluster, pytest.mark.timeout(400)]
 
 
-def test_study_runs_on_standalone_cluster_executors(
-    standalone_master: str, tmp_path: Path
-) -> None:
+def _run_driver(master: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     storage = f"sqlite:///{tmp_path / 'cluster.db'}"
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
-        [sys.executable, "-m", "tests.cluster._driver", standalone_master, storage],
+        [sys.executable, "-m", "tests.cluster._driver", master, storage, *args],
         cwd=root,
         env=env,
         capture_output=True,
@@ -28,10 +27,28 @@ def test_study_runs_on_standalone_cluster_executors(
         timeout=360,
     )
     assert out.returncode == 0, out.stderr[-4000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_study_runs_on_standalone_cluster_executors(
+    standalone_master: str, tmp_path: Path
+) -> None:
+    result = _run_driver(standalone_master, tmp_path)
     assert result["n"] == 30
     assert result["states"] == ["COMPLETE"]
     assert result["steps"] == [3]
     # The trials ran on the cluster's executors, not in the driver.
     assert "driver" not in result["executors"] and "None" not in result["executors"]
     assert len(result["executors"]) >= 1
+    assert result["gpus"] == ["None"]  # no GPU asked for: none assigned, none exposed
+    assert result["cuda_visible"] == ["None"]
+
+
+def test_gpus_assigned_by_spark_are_recorded_and_exposed(
+    standalone_master: str, tmp_path: Path
+) -> None:
+    result = _run_driver(standalone_master, tmp_path, "--gpus")
+    assert result["n"] == 30
+    assert result["gpus"] == ["['0']"]
+    assert result["cuda_visible"] == ["0"]
