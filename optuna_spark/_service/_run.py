@@ -37,6 +37,8 @@ ATTR_FAIL_REASON = "optuna_spark:fail_reason"
 ATTR_TRACEBACK = "optuna_spark:traceback"
 ATTR_INTERRUPTED = "optuna_spark:interrupted"
 ATTR_RETRY_OF = "optuna_spark:retry_of"
+#: Study system attribute prefix: each run's driver stamps ``{"alive": unix time}`` there.
+ATTR_DRIVER_PREFIX = "optuna_spark:driver:"
 
 #: Why a run stops handing out trials.
 STOP_N_TRIALS = "n_trials reached"
@@ -113,7 +115,10 @@ class StudyRun:
         self._closed = False
         self._done = threading.Event()
         self._t0 = time.monotonic()
+        self._stamped = 0.0
         study._stop_flag = False
+        self._fail_orphans()
+        self._stamp_alive()
 
     # -----------------------------------------------------------------------------------------
     # Read-only views.
@@ -173,7 +178,7 @@ class StudyRun:
             self._closed = True
             for trial_id in list(self._running):
                 self._end_trial_on_driver(trial_id, f"worker lost: {reason}", retry=False)
-            self._done.set()
+            self._check_done()
 
     def set_error(self, error: BaseException) -> None:
         with self._lock:
@@ -193,7 +198,7 @@ class StudyRun:
             trial = self.study.ask()
             self._n_started += 1
             now = time.monotonic()
-            worker = dict(worker)
+            worker = {**worker, "run_id": self.run_id}
             self.study._storage.set_trial_system_attr(trial._trial_id, ATTR_WORKER, worker)
             self._running[trial._trial_id] = _Running(trial, conn_id, worker, now, now)
             return [trial._trial_id, trial.number, self.study.study_name]
@@ -314,6 +319,41 @@ class StudyRun:
             if self.timeout is not None and now - self._t0 >= self.timeout:
                 self._set_stop(STOP_TIMEOUT)
             self._check_done()
+        if now - self._stamped > self.heartbeat_grace / 3:
+            self._stamp_alive()
+
+    # -----------------------------------------------------------------------------------------
+    # A driver that died leaves RUNNING trials behind; the next run fails them first.
+
+    def _stamp_alive(self) -> None:
+        self._stamped = time.monotonic()
+        self.study._storage.set_study_system_attr(
+            self.study._study_id,
+            ATTR_DRIVER_PREFIX + self.run_id,
+            {"alive": time.time(), "grace": self.heartbeat_grace, "done": self._done.is_set()},
+        )
+
+    def _fail_orphans(self) -> None:
+        storage = self.study._storage
+        study_attrs = storage.get_study_system_attrs(self.study._study_id)
+        running = storage.get_all_trials(
+            self.study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+        )
+        now = time.time()
+        for t in running:
+            run_id = t.system_attrs.get(ATTR_WORKER, {}).get("run_id")
+            if run_id is None:
+                continue  # not ours: some other process runs it
+            stamp = study_attrs.get(ATTR_DRIVER_PREFIX + run_id, {})
+            silent = now - float(stamp.get("alive", 0.0))
+            if stamp.get("done") or silent > float(stamp.get("grace", self.heartbeat_grace)):
+                reason = (
+                    f"driver lost: the optimization that ran this trial stopped "
+                    f"{silent:.0f} s ago without finishing it"
+                )
+                storage.set_trial_system_attr(t._trial_id, ATTR_FAIL_REASON, reason)
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                _logger.warning("Trial %d failed: %s.", t.number, reason)
 
     # -----------------------------------------------------------------------------------------
     # Internals; all called with the lock held.
@@ -359,8 +399,9 @@ class StudyRun:
             self._set_stop(STOP_STUDY)
         if self.n_trials is not None and self._n_started >= self.n_trials:
             self._set_stop(STOP_N_TRIALS)
-        if self._stop_reason is not None or self._closed:
+        if (self._stop_reason is not None or self._closed) and not self._done.is_set():
             self._done.set()
+            self._stamp_alive()
 
     def _after_trial(self, frozen: FrozenTrial) -> None:
         try:

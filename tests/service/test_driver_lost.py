@@ -1,0 +1,36 @@
+"""A driver that dies leaves RUNNING trials; the next run on the same storage fails them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from optuna_spark import StudyRun
+
+
+def test_next_run_fails_trials_of_a_dead_driver_and_spares_live_ones(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=storage)
+    dead = StudyRun(study, n_trials=5, heartbeat_grace=0.5)
+    assert dead.ask(1, {"host": "h"}) is not None
+    foreign = study.ask()  # someone else's trial (plain Optuna): never touched
+
+    time.sleep(1.0)  # the dead driver stops stamping
+    live = StudyRun(optuna.load_study(study_name="s", storage=storage), heartbeat_grace=60.0)
+    assert live.ask(2, {"host": "h"}) is not None
+
+    again = optuna.load_study(study_name="s", storage=storage)
+    trials = again.trials
+    assert trials[0].state == TrialState.FAIL
+    assert trials[0].system_attrs["optuna_spark:fail_reason"].startswith("driver lost")
+    assert trials[1].number == foreign.number and trials[1].state == TrialState.RUNNING
+    assert trials[2].state == TrialState.RUNNING
+
+    # The live run keeps stamping, so a third run with a long grace leaves its trial alone.
+    StudyRun(optuna.load_study(study_name="s", storage=storage), heartbeat_grace=60.0)
+    assert optuna.load_study(study_name="s", storage=storage).trials[2].state == (
+        TrialState.RUNNING
+    )
