@@ -222,3 +222,20 @@ def test_unpicklable_objective_gets_a_clear_error(executor: SparkExecutor) -> No
 
     with pytest.raises(Exception, match="cannot be pickled"):
         executor.optimize(optuna.create_study(), objective, n_trials=1)
+
+
+def test_progress_bar_shows_states_and_best_value(
+    executor: SparkExecutor, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def objective(trial: optuna.trial.BaseTrial) -> float:
+        if trial.number == 1:
+            raise optuna.TrialPruned()
+        if trial.number == 2:
+            raise KeyError("caught")
+        return float(trial.number)
+
+    study = optuna.create_study()
+    executor.optimize(study, objective, n_trials=6, catch=(KeyError,), show_progress_bar=True)
+    err = capfd.readouterr().err
+    assert "6/6" in err
+    assert "done=4 pruned=1 failed=1 best=0" in err
