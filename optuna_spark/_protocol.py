@@ -164,6 +164,15 @@ _ERROR_TYPES: dict[str, type[BaseException]] = {
         OSError,
         TimeoutError,
         MemoryError,
+        OverflowError,
+        FloatingPointError,
+        RecursionError,
+        FileNotFoundError,
+        PermissionError,
+        ConnectionError,
+        ImportError,
+        ModuleNotFoundError,
+        UnicodeError,
     )
 }
 _ERROR_TYPES.update(
@@ -189,10 +198,12 @@ def type_name(exc_type: type[BaseException]) -> str:
     return f"{exc_type.__module__}.{exc_type.__qualname__}"
 
 
-def encode_error(exc: BaseException) -> list[str]:
+def encode_error(exc: BaseException) -> list[Any]:
+    """``[type name, message, traceback, names of the base types]`` for the wire."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    return [type_name(type(exc)), str(message), tb]
+    bases = [type_name(t) for t in type(exc).__mro__[1:] if issubclass(t, BaseException)]
+    return [type_name(type(exc)), str(message), tb, bases]
 
 
 class RemoteTraceback(Exception):
@@ -206,18 +217,25 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.tb}"""'
 
 
-def rebuild_error(error: list[str]) -> BaseException:
-    """Turn a wire error into the local exception type Optuna users expect."""
-    name, message, tb = ([*list(error), "", "", ""])[:3]
-    exc_type = _ERROR_TYPES.get(str(name))
-    exc: BaseException
-    if exc_type is None:
-        exc = RemoteError(str(name), str(message), str(tb))
-    else:
+def rebuild_error(error: list[Any]) -> BaseException:
+    """Turn a wire error into the local exception type Optuna users expect.
+
+    A type known on both ends is raised as itself; an unknown one (say the objective's own
+    ``class BadData(ValueError)``) as its nearest known base, its name kept in the message,
+    so that ``except ValueError`` still catches it. Otherwise :class:`RemoteError`.
+    """
+    name, message, tb, bases = ([*list(error), "", "", "", []])[:4]
+    name, message, tb = str(name), str(message), str(tb)
+    exc: BaseException = RemoteError(name, message, tb)
+    for candidate in [name, *(bases if isinstance(bases, list) else [])]:
+        exc_type = _ERROR_TYPES.get(str(candidate))
+        if exc_type is None or exc_type in (BaseException, Exception):
+            continue
         try:
-            exc = exc_type(message)
+            exc = exc_type(message if candidate == name else f"{name}: {message}")
         except Exception:
-            exc = RemoteError(str(name), str(message), str(tb))
+            continue
+        break
     if tb:
         exc.__cause__ = RemoteTraceback(str(tb))
     return exc

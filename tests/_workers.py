@@ -19,7 +19,9 @@ from optuna_spark import RemoteTrial
 from optuna_spark import WorkerSpec
 from optuna_spark import run_worker
 
-GRID = {"x": [-1.0, 0.0, 0.5, 1.0], "c": ["a", "b", "c"]}
+GRID_X = [-1.0, 0.0, 0.5, 1.0]
+GRID_C = ["a", "b", "c"]
+GRID: dict[str, list[Any]] = {"x": GRID_X, "c": GRID_C}
 
 
 class FlakyError(RuntimeError):
@@ -44,7 +46,7 @@ def objective_basic(trial: RemoteTrial) -> float:
 
 def objective_grid(trial: RemoteTrial) -> float:
     x = trial.suggest_float("x", -1, 1)
-    c = trial.suggest_categorical("c", GRID["c"])
+    c = trial.suggest_categorical("c", GRID_C)
     _where(trial)
     time.sleep(0.002)  # let the workers overlap
     return x + len(c)
@@ -97,3 +99,11 @@ def objective_stuck(trial: RemoteTrial) -> float:
     if trial.number == 0:
         time.sleep(60)
     return x
+
+
+def add_trial_from_process(
+    storage: optuna.storages.BaseStorage, study_name: str, value: float
+) -> None:
+    """Runs in a spawned process with an unpickled ``RemoteStorage``."""
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    study.add_trial(optuna.trial.create_trial(value=value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -120,14 +121,24 @@ def _run_objective(
 ) -> _Outcome:
     try:
         value = func(trial)
-        trial._conn.flush()  # a failed report fails the trial, as it would in-process
     except optuna.TrialPruned:
-        return _Outcome("pruned")
+        outcome = _Outcome("pruned")
+    except Exception as e:
+        outcome = _Outcome("failed", error=p.encode_error(e), caught=isinstance(e, catch))
+    except KeyboardInterrupt as e:
+        with contextlib.suppress(Exception):
+            trial._conn.flush()
+        return _Outcome("failed", error=p.encode_error(e), caught=False, reraise=e)
+    else:
+        outcome = _Outcome("values", values=trial_values_out(value))
+    # Whatever the objective did, read the replies to its reports now: a report the driver
+    # refused fails the trial, as it would have in-process (and is not left to refuse the
+    # ``tell`` or the next ``ask`` instead).
+    try:
+        trial._conn.flush()
     except Exception as e:
         return _Outcome("failed", error=p.encode_error(e), caught=isinstance(e, catch))
-    except KeyboardInterrupt as e:
-        return _Outcome("failed", error=p.encode_error(e), caught=False, reraise=e)
-    return _Outcome("values", values=trial_values_out(value))
+    return outcome
 
 
 class _Heartbeat:

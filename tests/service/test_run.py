@@ -38,9 +38,7 @@ from tests._helpers import Workers
 
 OpenRun = Callable[..., StudyRun]
 MODES_AND_SIZES = [
-    pytest.param(mode, n, id=f"{n}-{mode}")
-    for mode in ("thread", "process")
-    for n in (2, 4)
+    pytest.param(mode, n, id=f"{n}-{mode}") for mode in ("thread", "process") for n in (2, 4)
 ]
 
 
@@ -111,7 +109,7 @@ def test_grid_sampler_gives_each_point_once_and_ends_the_run(
 
     trials = study.trials
     points = [(t.params["x"], t.params["c"]) for t in trials]
-    assert sorted(points) == sorted(itertools.product(w.GRID["x"], w.GRID["c"]))
+    assert sorted(points) == sorted(itertools.product(w.GRID_X, w.GRID_C))
     assert all(t.state == TrialState.COMPLETE for t in trials)
     _assert_ran_in_workers(trials, workers, mode)
     assert run.stop_reason in (STOP_EXHAUSTED, STOP_STUDY)
@@ -332,7 +330,7 @@ def test_worker_process_killed_mid_trial_fails_that_trial_and_others_finish(
     }
     assert "worker lost" in trials[2].system_attrs[ATTR_FAIL_REASON]
     assert trials[2].intermediate_values == {0: trials[2].params["x"]}
-    assert sorted(workers.exitcodes) == [0, 17]
+    assert sorted(c or 0 for c in workers.exitcodes) == [0, 17]
     assert run.error is None
     assert run.stop_reason == STOP_N_TRIALS
 
@@ -346,13 +344,13 @@ def test_a_trial_without_heartbeats_is_failed_as_lost(
 ) -> None:
     server = make_server(heartbeat_interval=0.1)
     study = optuna.create_study(storage=server.storage)
-    run = StudyRun(study, n_trials=3, heartbeat_grace=0.4)
+    run = StudyRun(study, n_trials=3, heartbeat_grace=0.6)
     server.add_run(run)
 
     def objective(trial: RemoteTrial) -> float:
         x = trial.suggest_float("x", 0, 1)
         if trial.number == 0:
-            time.sleep(1.2)  # no call to the driver for longer than the grace period
+            time.sleep(1.5)  # no call to the driver for longer than the grace period
         return x
 
     spec = WorkerSpec(server.endpoint, run.run_id, heartbeat_interval=worker_heartbeat)
