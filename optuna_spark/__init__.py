@@ -9,6 +9,7 @@ from optuna_spark._service._run import StudyRun
 from optuna_spark._worker._loop import WorkerSpec
 from optuna_spark._worker._loop import run_worker
 from optuna_spark._worker._trial import RemoteTrial
+from optuna_spark.ablation import LOCOSampler
 from optuna_spark.exceptions import AuthenticationError
 from optuna_spark.exceptions import OptunaSparkError
 from optuna_spark.exceptions import ProtocolError
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthenticationError",
     "Endpoint",
+    "LOCOSampler",
     "OptunaSparkError",
     "ProtocolError",
     "RemoteError",

@@ -5,6 +5,8 @@ The core tests need no Spark; workers are threads or spawned processes on this m
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +19,31 @@ from optuna_spark import RemoteStorage
 from optuna_spark import StorageServer
 from optuna_spark import StudyRun
 from tests._helpers import Workers
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One embedded local Spark session for the whole test run.
+
+    Four task slots (threads, not cores: the tests' workers mostly wait) so that four
+    workers really run at once, and task retries on, as in the embedded default.
+    """
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[4,4]")
+        .appName("optuna-spark-tests")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -196,6 +196,7 @@ class StudyRun:
             if not self._may_start_trial():
                 return None
             trial = self.study.ask()
+            self._note_sampler_stop()
             self._n_started += 1
             now = time.monotonic()
             worker = {**worker, "run_id": self.run_id}
@@ -277,6 +278,7 @@ class StudyRun:
                 self._n_finished += 1
                 self.set_error(e)
                 raise
+            self._note_sampler_stop()
             self._n_finished += 1
             if error is not None and not caught:
                 self.set_error(p.rebuild_error(error))
@@ -386,6 +388,12 @@ class StudyRun:
             elif compat.all_points_started(self.study):
                 self._set_stop(STOP_EXHAUSTED)
         return self._stop_reason is None
+
+    def _note_sampler_stop(self) -> None:
+        # ``study.stop()`` from inside ask/tell is the sampler's (GridSampler, LOCOSampler,
+        # BruteForceSampler): nothing is left to hand out, but running trials must finish.
+        if self.study._stop_flag:
+            self._set_stop(STOP_EXHAUSTED)
 
     def _set_stop(self, reason: str) -> None:
         if self._stop_reason is None:

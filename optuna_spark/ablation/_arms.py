@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+import optuna
 from optuna.trial import BaseTrial
 
 #: The kinds of arm, in the order the sampler lists them.
@@ -39,12 +40,18 @@ ATTR_REPEAT = "loco_repeat"
 ATTR_SEED = "loco_seed"
 ATTR_ARMS = "loco_arms"  # every arm's label: the choices of the "loco_arm" parameter
 ATTR_N_REPEATS = "loco_n_repeats"
-ATTR_DUPLICATE = "loco_duplicate"  # set when an exhausted sampler re-runs an arm
+ATTR_DUPLICATE = "loco_duplicate"  # an (arm, repeat) enqueued again (a retry)
+ATTR_SURPLUS = "loco_surplus"  # asked for when every (arm, repeat) was taken: pruned at once
 
 #: System attributes: the sampler's own record of the assignment.
 SYS_ARM = "loco:arm"
 SYS_REPEAT = "loco:repeat"
 SYS_SEED = "loco:seed"
+SYS_SURPLUS = "loco:surplus"
+
+SURPLUS_MESSAGE = (
+    "Every (arm, repeat) of this LOCO study has been handed out; this trial runs nothing."
+)
 
 
 def arm_label(kind: str, name: str) -> str:
@@ -189,6 +196,8 @@ def get_arm(trial: BaseTrial) -> Arm:
 
     Raises:
         ValueError: The trial was not assigned by a :class:`LOCOSampler`.
+        optuna.TrialPruned: There was nothing left to run when the trial was asked for (see
+            :class:`LOCOSampler`); raising it from the objective ends the trial at once.
 
     Example:
 
@@ -210,6 +219,8 @@ def get_arm(trial: BaseTrial) -> Arm:
             assert len(study.trials) == 4
     """
     attrs = trial.user_attrs
+    if attrs.get(ATTR_SURPLUS):
+        raise optuna.TrialPruned(SURPLUS_MESSAGE)
     if ATTR_ARM not in attrs or ATTR_ARMS not in attrs:
         raise ValueError(
             f"Trial {trial.number} has no LOCO arm: its study's sampler must be "

@@ -26,16 +26,6 @@ def import_keras() -> Any:
     return keras
 
 
-def import_tensorflow() -> Any:
-    """The ``tensorflow`` module, or an ``ImportError`` naming the extra to install."""
-    try:
-        return importlib.import_module("tensorflow")
-    except ImportError as e:
-        raise ImportError(
-            f"tf.data support needs TensorFlow; install it with `{_TENSORFLOW_EXTRA}`."
-        ) from e
-
-
 def is_tf_dataset(data: Any) -> bool:
     """Whether ``data`` is a ``tf.data.Dataset`` (without importing TensorFlow)."""
     tf = sys.modules.get("tensorflow")

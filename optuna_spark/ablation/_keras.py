@@ -86,8 +86,9 @@ def remove_layers(model: Any, layers: str | Sequence[str], *, copy_weights: bool
         new = _without_in_sequential(keras, model, rewire)
     elif _is_functional(model):
         new = keras.models.clone_model(model, call_function=rewire)
-        for old, out in zip(model.outputs, new.outputs, strict=True):
-            rewire.check(f"the model's output {old.name!r}", [out], [[tuple(old.shape)]])
+        for i, (old, out) in enumerate(zip(model.outputs, new.outputs, strict=True)):
+            where = f"the model's output {i}" if len(model.outputs) > 1 else "the model's output"
+            rewire.check(where, [out], [[tuple(old.shape)]])
     else:
         raise TypeError(
             f"Model {model.name!r} is a subclassed {type(model).__name__}; only Sequential and "

@@ -66,7 +66,7 @@ def plot_ablation(
             study = optuna.create_study(sampler=LOCOSampler(components=["trick"], n_repeats=2))
             study.optimize(objective)
             fig = plot_ablation(study)
-            fig.show()  # or fig.write_html("ablation.html")
+            assert fig.data  # fig.show(), or fig.write_html("ablation.html")
     """
     try:
         import plotly.graph_objects as go

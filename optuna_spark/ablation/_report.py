@@ -61,9 +61,9 @@ def ablation_report(
     - otherwise *Welch*'s unequal-variances test (``scipy.stats.ttest_ind(equal_var=False)``)
       when both have at least two values; otherwise no test (``p_value`` is NaN).
 
-    When every difference is the same (deterministic training), the p-value is 0 for a
-    non-zero difference and 1 for none. ``p_holm`` corrects the p-values for the number of arms
-    tested (Holm's step-down method, which controls the family-wise error rate);
+    When every difference is the same up to rounding (deterministic training), the p-value is
+    0 for a non-zero difference and 1 for none. ``p_holm`` corrects the p-values for the number
+    of arms tested (Holm's step-down method, which controls the family-wise error rate);
     ``significant`` is ``p_holm < alpha``. ``importance`` is how much worse the objective gets
     without the component (``diff`` for a minimized objective, ``-diff`` for a maximized one),
     so a positive importance means the component helps. Rows: the base first, then the arms
@@ -92,16 +92,22 @@ def ablation_report(
             import optuna
             from optuna_spark.ablation import LOCOSampler
             from optuna_spark.ablation import ablation_report
+            from optuna_spark.ablation import get_arm
 
-            sampler = LOCOSampler(components=["trick"], n_repeats=3, seed=0)
+
+            def objective(trial):
+                arm = get_arm(trial)
+                accuracy = 0.8 + 0.02 * arm.repeat  # what the seed does, in every arm
+                return accuracy + (0.1 if arm.is_enabled("trick") else 0.0)
+
+
+            sampler = LOCOSampler(components=["trick", "fad"], n_repeats=3, seed=0)
             study = optuna.create_study(sampler=sampler, direction="maximize")
-            for trial in [sampler.fixed_trial(arm, r) for r in range(3) for arm in sampler.arms]:
-                accuracy = 0.9 - (0.1 if trial.user_attrs["loco_arm"] == "component:trick" else 0)
-                trial.values = [accuracy + 0.01 * trial.user_attrs["loco_repeat"]]
-                trial.state = optuna.trial.TrialState.COMPLETE
-                study.add_trial(trial)
+            study.optimize(objective)
             report = ablation_report(study).set_index("arm")
-            assert report.loc["component:trick", "importance"] > 0.09
+            assert report.loc["component:trick", "significant"]
+            assert not report.loc["component:fad", "significant"]
+            assert abs(report.loc["component:trick", "importance"] - 0.1) < 1e-9
     """
     import pandas as pd
 
@@ -262,20 +268,22 @@ def _compare(
         return {"diff": nan, "diff_ci_low": nan, "diff_ci_high": nan, "test": "",
                 "n_pairs": len(keys), "p_value": nan}  # fmt: skip
     diff = float(x.mean() - y.mean())
+    tol = 1e-12 * max(1.0, float(np.max(np.abs(x))), float(np.max(np.abs(y))))  # rounding
     out: dict[str, Any] = {"diff": diff, "diff_ci_low": nan, "diff_ci_high": nan, "test": "",
                            "n_pairs": len(keys), "p_value": nan}  # fmt: skip
     if len(keys) >= 2:
         d = np.array([np.mean(arm[k]) - np.mean(base[k]) for k in keys])
         out.update(diff=float(d.mean()), test="paired")
-        if np.all(d == d[0]):
-            out.update(diff_ci_low=float(d[0]), diff_ci_high=float(d[0]))
-            out["p_value"] = 0.0 if d[0] != 0 else 1.0
+        if np.ptp(d) <= tol:  # deterministic: no spread to test against
+            out.update(diff_ci_low=out["diff"], diff_ci_high=out["diff"])
+            out["p_value"] = 0.0 if abs(out["diff"]) > tol else 1.0
             return out
         result = stats.ttest_1samp(d, 0.0)
     elif len(x) >= 2 and len(y) >= 2:
         out["test"] = "welch"
-        if np.all(x == x[0]) and np.all(y == y[0]):
-            out.update(diff_ci_low=diff, diff_ci_high=diff, p_value=0.0 if diff != 0 else 1.0)
+        if np.ptp(x) <= tol and np.ptp(y) <= tol:
+            out.update(diff_ci_low=diff, diff_ci_high=diff)
+            out["p_value"] = 0.0 if abs(diff) > tol else 1.0
             return out
         result = stats.ttest_ind(x, y, equal_var=False)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterable
@@ -30,6 +31,14 @@ _logger = logging.getLogger(__name__)
 _Pair = tuple[str, int]  # (arm label, repeat)
 
 
+@dataclasses.dataclass
+class _Scan:
+    taken: set[_Pair]  # by a running or finished trial
+    finished: set[_Pair]
+    seeds: dict[int, int]  # repeat -> seed already recorded in the study
+    n_waiting: int
+
+
 class LOCOSampler(BaseSampler):
     """Leave-one-component-out ablation: each trial runs one arm, each arm ``n_repeats`` times.
 
@@ -51,11 +60,14 @@ class LOCOSampler(BaseSampler):
     once, with ``study.optimize(..., n_jobs=k)`` as well as on Spark through
     :class:`optuna_spark.SparkExecutor` (whose driver asks for every trial, and consults
     :meth:`is_exhausted` first). In plain ``study.optimize`` the sampler calls ``study.stop()``
-    as soon as the last (arm, repeat) is handed out, so no thread asks for a trial too many.
-    Several processes that share a storage, each with its own sampler, may occasionally run an
-    (arm, repeat) twice, as with ``GridSampler``. When asked for a trial although everything
-    has been handed out, the sampler re-runs the base (with a warning, and the user attribute
-    ``loco_duplicate``).
+    as soon as the last (arm, repeat) is handed out; the running trials still finish. A thread
+    that was already asking for a trial at that moment gets a *surplus* trial, which runs
+    nothing: :func:`get_arm` raises ``optuna.TrialPruned`` (user attribute ``loco_surplus``), so
+    it ends at once as PRUNED without a ``loco_arm``. The same happens when a finished
+    ablation study is optimized again. Several processes that share a storage, each with its
+    own sampler, may occasionally run an (arm, repeat) twice, as with ``GridSampler``; so may
+    a trial enqueued with its ``loco_arm`` and ``loco_repeat`` (a retry), which is run as asked
+    and marked ``loco_duplicate``.
 
     The objective reads its arm with :func:`get_arm` (which also suggests the ``loco_arm`` and
     ``loco_repeat`` parameters, so the arm is one of the trial's params) and builds its data
@@ -154,17 +166,15 @@ class LOCOSampler(BaseSampler):
         self._seed = None if seed is None else int(seed)
         self._seeds = _repeat_seeds(self._seed, self._n_repeats)
         self._lock = threading.Lock()
-        self._local = threading.local()
 
     def __getstate__(self) -> dict[Any, Any]:
         state = self.__dict__.copy()
-        del state["_lock"], state["_local"]
+        del state["_lock"]
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
-        self._local = threading.local()
 
     # -----------------------------------------------------------------------------------------
     # Public.
@@ -196,9 +206,8 @@ class LOCOSampler(BaseSampler):
         asks this before each trial and stops handing out trials once it is ``True``. A trial
         waiting in the queue (``enqueue_trial``, a retry) keeps it ``False`` until it starts.
         """
-        self._local.checked = True  # the caller decides when to stop; see before_trial
-        taken, _, n_waiting = self._scan(study)
-        return n_waiting == 0 and len(taken) == len(self._pair_set)
+        scan = self._scan(study)
+        return scan.n_waiting == 0 and len(scan.taken) == len(self._pair_set)
 
     def fixed_trial(self, arm: str = a.BASE, repeat: int = 0) -> FrozenTrial:
         """A trial of ``arm`` and ``repeat`` to run an objective by hand, without a study.
@@ -254,6 +263,8 @@ class LOCOSampler(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         system_attrs = trial.system_attrs
+        if a.SYS_SURPLUS in system_attrs:
+            raise optuna.TrialPruned(a.SURPLUS_MESSAGE)
         if a.SYS_ARM not in system_attrs:
             raise ValueError(
                 f"Trial {trial.number} has no LOCO assignment: every parameter must be given "
@@ -283,35 +294,38 @@ class LOCOSampler(BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         system_attrs = trial.system_attrs
-        if a.SYS_ARM in system_attrs:
+        if a.SYS_ARM in system_attrs or a.SYS_SURPLUS in system_attrs:
             return
-        driven = getattr(self._local, "checked", False)
-        self._local.checked = False
         fixed = {**system_attrs.get("fixed_params", {}), **trial.params}
+        storage = study._storage
         with self._lock:
             # Reading what is taken and recording this trial's pair happen under one lock, so
             # that two threads of this process never take the same pair.
-            taken, seeds, n_waiting = self._scan(study)
-            label, repeat = self._choose(trial.number, taken, fixed)
-            seed = int(seeds.get(repeat, self._seeds[repeat]))
-            storage = study._storage
-            storage.set_trial_system_attr(trial._trial_id, a.SYS_ARM, label)
-            storage.set_trial_system_attr(trial._trial_id, a.SYS_REPEAT, repeat)
-            storage.set_trial_system_attr(trial._trial_id, a.SYS_SEED, seed)
-            user_attrs = self._user_attrs(label, repeat, seed)
-            if (label, repeat) in taken:
-                user_attrs[a.ATTR_DUPLICATE] = True
+            scan = self._scan(study)
+            pair = self._choose(trial.number, scan.taken, fixed)
+            if pair is None:
+                user_attrs: dict[str, Any] = {a.ATTR_SURPLUS: True}
+                storage.set_trial_system_attr(trial._trial_id, a.SYS_SURPLUS, True)
+                self._log_surplus(trial.number, scan)
+            else:
+                label, repeat = pair
+                seed = int(scan.seeds.get(repeat, self._seeds[repeat]))
+                storage.set_trial_system_attr(trial._trial_id, a.SYS_REPEAT, repeat)
+                storage.set_trial_system_attr(trial._trial_id, a.SYS_SEED, seed)
+                # The arm last: a reader that sees it (without the lock) sees the rest.
+                storage.set_trial_system_attr(trial._trial_id, a.SYS_ARM, label)
+                user_attrs = self._user_attrs(label, repeat, seed)
+                if pair in scan.taken:
+                    user_attrs[a.ATTR_DUPLICATE] = True
             for key, value in user_attrs.items():
                 storage.set_trial_user_attr(trial._trial_id, key, value)
                 # ``optuna.Trial.user_attrs`` reads the frozen trial it passed us, not the
                 # storage; without this the objective would not see its arm.
                 trial.user_attrs[key] = value
-            all_started = len(taken | {(label, repeat)}) == len(self._pair_set)
-        if all_started and n_waiting == 0 and not driven:
-            # In ``Study.optimize`` (n_jobs >= 1) no thread may ask for one trial too many:
-            # stop now, the running trials still finish. A driver that consults
-            # ``is_exhausted`` before asking stops by itself and must not be told to stop, as
-            # it may interrupt the trials still running.
+            all_started = pair is None or len(scan.taken | {pair}) == len(self._pair_set)
+        if all_started and scan.n_waiting == 0:
+            # No thread should ask for one trial too many: stop now; the running trials still
+            # finish (a driver treats a stop from inside ``ask`` as the sampler's, too).
             _stop(study)
 
     def after_trial(
@@ -321,41 +335,42 @@ class LOCOSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
+        if state == TrialState.FAIL:
+            # A failure may be retried (the driver's ``retry_lost_trials``,
+            # ``RetryFailedTrialCallback``), which enqueues the retry only after this call.
+            # Without a retry the study still ends: a driver once nothing runs, and
+            # ``Study.optimize`` already stopped when the last (arm, repeat) went out.
+            return
+        scan = self._scan(study)
         label = trial.system_attrs.get(a.SYS_ARM)
-        finished: set[_Pair] = set()
         if label is not None:
-            finished.add((label, int(trial.system_attrs[a.SYS_REPEAT])))
-        n_waiting = 0
-        for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
-            if t.state == TrialState.WAITING:
-                n_waiting += 1
-            elif t.state.is_finished() and a.SYS_ARM in t.system_attrs:
-                finished.add((t.system_attrs[a.SYS_ARM], int(t.system_attrs[a.SYS_REPEAT])))
-        if n_waiting == 0 and self._pair_set <= finished:
+            scan.finished.add((label, int(trial.system_attrs[a.SYS_REPEAT])))  # not yet stored
+        if scan.n_waiting == 0 and self._pair_set <= scan.finished:
             _stop(study)
 
     # -----------------------------------------------------------------------------------------
     # Internals.
 
-    def _scan(self, study: Study) -> tuple[set[_Pair], dict[int, int], int]:
-        """Pairs taken by a running or finished trial, seeds already used, waiting trials."""
-        taken: set[_Pair] = set()
-        seeds: dict[int, int] = {}
-        n_waiting = 0
+    def _scan(self, study: Study) -> _Scan:
+        """Pairs taken by a running or finished trial, and other facts of the study."""
+        scan = _Scan(set(), set(), {}, 0)
         for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
             if t.state == TrialState.WAITING:
-                n_waiting += 1
+                scan.n_waiting += 1
                 continue
             label = t.system_attrs.get(a.SYS_ARM)
-            if label is None:
+            repeat = t.system_attrs.get(a.SYS_REPEAT)
+            if label is None or repeat is None:
                 continue
-            repeat = int(t.system_attrs[a.SYS_REPEAT])
+            repeat = int(repeat)
             if (label, repeat) in self._pair_set:
-                taken.add((label, repeat))
+                scan.taken.add((label, repeat))
+                if t.state.is_finished():
+                    scan.finished.add((label, repeat))
             seed = t.system_attrs.get(a.SYS_SEED)
             if seed is not None:
-                seeds.setdefault(repeat, int(seed))
-        for repeat, seed in seeds.items():
+                scan.seeds.setdefault(repeat, int(seed))
+        for repeat, seed in scan.seeds.items():
             if repeat < self._n_repeats and seed != self._seeds[repeat] and self._seed is not None:
                 _logger.warning(
                     "The study already ran repeat %d with seed %d; LOCOSampler(seed=%d) keeps "
@@ -366,9 +381,9 @@ class LOCOSampler(BaseSampler):
                     self._seeds[repeat],
                 )
                 self._seeds[repeat] = seed
-        return taken, seeds, n_waiting
+        return scan
 
-    def _choose(self, number: int, taken: set[_Pair], fixed: Mapping[str, Any]) -> _Pair:
+    def _choose(self, number: int, taken: set[_Pair], fixed: Mapping[str, Any]) -> _Pair | None:
         want_arm = fixed.get(a.PARAM_ARM)
         want_repeat = fixed.get(a.PARAM_REPEAT)
         if want_arm is not None and want_arm not in self._specs:
@@ -399,17 +414,24 @@ class LOCOSampler(BaseSampler):
         for pair in candidates:
             if pair not in taken:
                 return pair
-        pair = candidates[0]
         if want_arm is None and want_repeat is None:
+            return None  # nothing left to run
+        return candidates[0]  # an explicit request (a retry): run it again
+
+    def _log_surplus(self, number: int, scan: _Scan) -> None:
+        if scan.finished == self._pair_set:
             _logger.warning(
-                "LOCOSampler is re-running arm %r (repeat %d) in trial %d because every "
-                "(arm, repeat) has already been handed out. This happens when an exhausted "
-                "study is optimized again, or with several processes sharing one storage.",
-                pair[0],
-                pair[1],
+                "Trial %d is pruned without running: this LOCO study has already run every "
+                "(arm, repeat). Use a new LOCOSampler (more repeats, other arms) to run more.",
                 number,
             )
-        return pair
+        else:
+            # Another thread took the last arm between this thread's check of the stop flag
+            # and its ask; the trial ends at once, without running anything.
+            _logger.info(
+                "Trial %d is pruned without running: every (arm, repeat) has been handed out.",
+                number,
+            )
 
     def _user_attrs(self, label: str, repeat: int, seed: int) -> dict[str, Any]:
         kind, name, removes = self._specs[label]

@@ -1,0 +1,34 @@
+"""Objectives of the ablation tests (module-level so that Spark ships them by name)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import optuna
+
+from optuna_spark.ablation import get_arm
+
+#: How much leaving out each component raises a minimized loss.
+EFFECTS = {"area": 3.0, "floors": 1.0, "noise": 0.0, "head": 0.5, "augment": 0.0}
+FEATURES = ["area", "floors", "noise"]
+NOISE = 0.2
+
+
+def loss(trial: optuna.trial.BaseTrial) -> float:
+    """A loss with known LOCO effects plus seeded noise shared by the arms of a repeat."""
+    arm = get_arm(trial)
+    trial.set_user_attr("pid", os.getpid())
+    trial.set_user_attr("thread", threading.current_thread().name)
+    shared = np.random.default_rng(arm.seed).normal(0.0, 1.0)  # same for every arm
+    own = np.random.default_rng([arm.seed, trial.number]).normal(0.0, NOISE)
+    time.sleep(0.005)
+    return 10.0 + shared + EFFECTS.get(arm.name, 0.0) + own
+
+
+def slow_loss(trial: optuna.trial.BaseTrial) -> float:
+    """:func:`loss`, taking long enough that every Spark worker gets trials."""
+    time.sleep(0.5)
+    return loss(trial)

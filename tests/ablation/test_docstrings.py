@@ -1,0 +1,48 @@
+"""The ``Example:`` blocks of the ablation package's docstrings run."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import optuna_spark.ablation
+
+PACKAGE = Path(optuna_spark.ablation.__file__).parent
+
+
+def _examples() -> list[Any]:
+    out: list[Any] = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                continue
+            doc = ast.get_docstring(node) or ""
+            for i, block in enumerate(doc.split(".. testcode::")[1:]):
+                lines = []
+                for line in block.split("\n")[1:]:
+                    if line.strip() and not line.startswith("    "):
+                        break
+                    lines.append(line)
+                marks = [pytest.mark.tensorflow] if "import keras" in block else []
+                out.append(
+                    pytest.param(
+                        textwrap.dedent("\n".join(lines)),
+                        id=f"{path.stem}.{node.name}.{i}",
+                        marks=marks,
+                    )
+                )
+    return out
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("source", _examples())
+def test_example_runs(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "import keras" in source and importlib.util.find_spec("keras") is None:
+        pytest.skip("needs Keras")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(source, "<docstring>", "exec"), {})
