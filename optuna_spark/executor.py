@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -211,10 +212,14 @@ class SparkExecutor:
                     if job.finished.is_set():
                         run.close(job.failure_message() or "all Spark tasks ended")
                         break
-                job.finished.wait(timeout=max(30.0, 3 * self._heartbeat_interval))
-                if not job.finished.is_set():
-                    _logger.warning("Cancelling Spark tasks still running after the study ended.")
-                    job.cancel()
+                # Every worker asks once more and is told to stop. Once all have been, the
+                # study is over for us: Spark winds the finished tasks down in the background.
+                deadline = time.monotonic() + max(30.0, 3 * self._heartbeat_interval)
+                while not job.finished.wait(0.05) and run.n_dismissed < n_workers:
+                    if time.monotonic() > deadline:
+                        _logger.warning("Cancelling Spark tasks still running after the study.")
+                        job.cancel()
+                        break
             except KeyboardInterrupt:
                 run.stop(STOP_INTERRUPTED)
                 job.cancel()

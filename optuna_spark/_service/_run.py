@@ -108,6 +108,7 @@ class StudyRun:
         self._running: dict[int, _Running] = {}
         self._ended: dict[int, str] = {}  # trial id -> why the driver ended it
         self._interrupted: set[int] = set()
+        self._dismissed: set[Any] = set()  # workers (Spark partitions) told to stop
         self._n_started = 0
         self._n_finished = 0
         self._stop_reason: str | None = None
@@ -134,6 +135,11 @@ class StudyRun:
     @property
     def n_running(self) -> int:
         return len(self._running)
+
+    @property
+    def n_dismissed(self) -> int:
+        """How many distinct workers (Spark partitions) have been told to stop."""
+        return len(self._dismissed)
 
     @property
     def stop_reason(self) -> str | None:
@@ -194,6 +200,7 @@ class StudyRun:
         """A new trial ``[trial_id, number, study_name]``; ``None`` tells the worker to stop."""
         with self._lock, compat.in_optimize_loop(self.study):
             if not self._may_start_trial():
+                self._dismissed.add(worker.get("partition", f"conn-{conn_id}"))
                 return None
             trial = self.study.ask()
             self._note_sampler_stop()
