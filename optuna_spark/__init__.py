@@ -15,7 +15,6 @@ from optuna_spark.exceptions import OptunaSparkError
 from optuna_spark.exceptions import ProtocolError
 from optuna_spark.exceptions import RemoteError
 from optuna_spark.exceptions import SparkSetupError
-from optuna_spark.exceptions import WorkerLostError
 from optuna_spark.executor import SparkExecutor
 from optuna_spark.storages import RemoteStorage
 from optuna_spark.storages import StorageServer
@@ -35,7 +34,6 @@ __all__ = [
     "SparkSetupError",
     "StorageServer",
     "StudyRun",
-    "WorkerLostError",
     "WorkerSpec",
     "run_worker",
 ]

@@ -7,6 +7,7 @@ import dataclasses
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from optuna_spark import _protocol as p
@@ -136,32 +137,39 @@ class Connection:
     def _roundtrip_locked(self, method: str, args: tuple[Any, ...], *, wait: bool) -> bytes | None:
         if self._closed:
             raise ConnectionError(f"The connection to {self._endpoint.address} is closed.")
-        try:
+        with self._io(method):
             p.send_message(self._sock, [method, list(args)])
             if not wait:
                 return None
             return p.recv_frame(self._sock, self._endpoint.max_message_bytes)
-        except (OSError, ProtocolError) as e:
-            self._close_locked()
-            raise ConnectionError(
-                f"Lost the connection to the optuna-spark server at "
-                f"{self._endpoint.address} during '{method}': {e}"
-            ) from e
 
     def _drain_locked(self) -> None:
         while self._pending:
-            try:
+            with self._io("a reply"):
                 body = p.recv_frame(self._sock, self._endpoint.max_message_bytes)
-            except (OSError, ProtocolError) as e:
-                self._close_locked()
-                raise ConnectionError(
-                    f"Lost the connection to the optuna-spark server at "
-                    f"{self._endpoint.address}: {e}"
-                ) from e
             self._pending -= 1
             ok, result = p.decode(body)
             if not ok and self._deferred is None:
                 self._deferred = p.rebuild_error(result)
+
+    @contextlib.contextmanager
+    def _io(self, what: str) -> Iterator[None]:
+        """Close the connection on any interruption of a request or a reply in flight.
+
+        A reply left unread (Ctrl-C between send and receive, say) would otherwise be taken
+        for the answer to the next request.
+        """
+        try:
+            yield
+        except (OSError, ProtocolError) as e:
+            self._close_locked()
+            raise ConnectionError(
+                f"Lost the connection to the optuna-spark server at "
+                f"{self._endpoint.address} during {what}: {e}"
+            ) from e
+        except BaseException:
+            self._close_locked()
+            raise
 
     def _close_locked(self) -> None:
         if not self._closed:

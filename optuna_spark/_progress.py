@@ -24,12 +24,15 @@ class ProgressBar:
         self._direction = directions[0] if len(directions) == 1 else None
         self._best: float | None = None
         self._bar: tqdm | None = None
+        # As Study.optimize: a bar of trials, or of seconds when only a timeout is given.
+        self._timed = run.n_trials is None and run.timeout is not None
         if enabled:
             self._bar = tqdm(
-                total=run.n_trials,
+                total=run.timeout if self._timed else run.n_trials,
                 desc=f"{run.study.study_name} [{n_workers} workers]",
-                unit="trial",
+                unit="s" if self._timed else "trial",
                 dynamic_ncols=True,
+                bar_format="{l_bar}{bar}{postfix}" if self._timed else None,
             )
             run.listeners.append(self._on_trial)
 
@@ -55,7 +58,12 @@ class ProgressBar:
                 if self._best is not None:
                     text += f" best={self._best:.6g}"
                 self._bar.set_postfix_str(text, refresh=False)
-                self._bar.update(1)
+                if self._timed:
+                    assert run.timeout is not None
+                    self._bar.n = round(min(run.elapsed, run.timeout), 1)
+                    self._bar.refresh()
+                else:
+                    self._bar.update(1)
 
     def close(self) -> None:
         if self._bar is not None:

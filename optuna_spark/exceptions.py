@@ -35,9 +35,5 @@ class RemoteError(OptunaSparkError):
         self.remote_traceback = remote_traceback
 
 
-class WorkerLostError(OptunaSparkError):
-    """A worker stopped answering while it ran a trial."""
-
-
 class SparkSetupError(OptunaSparkError):
     """Spark could not be started or used as configured."""

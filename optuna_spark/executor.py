@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -14,6 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from optuna_spark import _spark
+from optuna_spark._service._run import STOP_ERROR
 from optuna_spark._service._run import STOP_INTERRUPTED
 from optuna_spark._service._run import StudyRun
 from optuna_spark._service._server import StorageServer
@@ -53,13 +57,17 @@ class SparkExecutor:
             and its worker process is ended (Spark then retries the task, which continues
             with the next trial) when the objective still has not returned
             ``stuck_grace`` seconds later.
-        stuck_grace: See ``trial_timeout``.
+        stuck_grace: See ``trial_timeout``. Also how long trials still running after another
+            trial's uncaught exception have to stop by themselves before they are failed and
+            the job is cancelled.
         stop_running_trials: When the study stops early (timeout, ``study.stop()``, an error,
-            Ctrl-C), running trials learn it at their next ``report``/``should_prune`` (it
-            answers ``True``) so that ``optimize`` returns promptly.
+            Ctrl-C), running trials learn it at their next ``should_prune`` (it answers
+            ``True``) so that ``optimize`` returns promptly.
         retry_lost_trials: Run the parameters of a trial whose worker was lost once more.
         tls_certfile: Serve the driver's service over TLS with this PEM certificate.
         tls_keyfile: Key of ``tls_certfile`` when it is a separate file.
+        tls_server_hostname: The name workers check the certificate against (default: the
+            address they connect to, which the certificate must then name).
 
     Example:
 
@@ -94,6 +102,7 @@ class SparkExecutor:
         retry_lost_trials: bool = False,
         tls_certfile: str | None = None,
         tls_keyfile: str | None = None,
+        tls_server_hostname: str | None = None,
     ) -> None:
         if n_workers is not None and (
             isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1
@@ -115,6 +124,7 @@ class SparkExecutor:
         self._stop_running_trials = stop_running_trials
         self._retry_lost_trials = retry_lost_trials
         self._tls = (tls_certfile, tls_keyfile)
+        self._tls_server_hostname = tls_server_hostname
 
     @property
     def spark(self) -> SparkSession:
@@ -171,6 +181,7 @@ class SparkExecutor:
         _check_picklable(func, catch)
 
         spark = self.spark
+        _warn_if_no_task_retries(spark)
         sc = spark.sparkContext
         n_workers = self._n_workers or sc.defaultParallelism
         if n_trials is not None:
@@ -200,18 +211,30 @@ class SparkExecutor:
         with server:
             server.add_run(run)
             spec = WorkerSpec(
-                server.endpoint,
+                dataclasses.replace(
+                    server.endpoint, tls_server_hostname=self._tls_server_hostname
+                ),
                 run.run_id,
                 heartbeat_interval=self._heartbeat_interval,
                 exit_if_stuck_after=self._stuck_grace if self._trial_timeout else None,
             )
             job = _SparkJob(spark, study.study_name, run.run_id, n_workers, spec, func, catch)
+            job_ended_early = False
+            error_since: float | None = None
             try:
                 job.start()
                 while not run.wait(0.2):
                     if job.finished.is_set():
+                        job_ended_early = True
                         run.close(job.failure_message() or "all Spark tasks ended")
                         break
+                    if run.stop_reason == STOP_ERROR:
+                        # Trials that never ask should_prune would keep the study going:
+                        # after a grace, end them and the job, as Study.optimize would.
+                        error_since = error_since or time.monotonic()
+                        if time.monotonic() - error_since > self._stuck_grace:
+                            run.fail_running("stopped: another trial raised an uncaught error")
+                            job.cancel()
                 # Every worker asks once more and is told to stop. Once all have been, the
                 # study is over for us: Spark winds the finished tasks down in the background.
                 deadline = time.monotonic() + max(30.0, 3 * self._heartbeat_interval)
@@ -221,18 +244,21 @@ class SparkExecutor:
                         job.cancel()
                         break
             except KeyboardInterrupt:
+                # Fail the running trials before cancelling, so that their reason is the
+                # interruption and not the workers' lost connections.
                 run.stop(STOP_INTERRUPTED)
-                job.cancel()
                 run.fail_running("interrupted: KeyboardInterrupt on the driver")
+                job.cancel()
                 raise
             finally:
                 progress.close()
                 server.remove_run(run)
         if run.error is not None:
             raise run.error
-        if job.error is not None and run.n_finished < (n_trials or 0):
+        if job_ended_early and job.error is not None:
             raise OptunaSparkError(
-                f"The Spark job of the study ended early: {job.failure_message()}"
+                f"The Spark job of study '{study.study_name}' failed before the study was "
+                f"over ({run.n_finished} trials finished): {job.failure_message()}"
             ) from job.error
 
 
@@ -279,16 +305,38 @@ class _SparkJob:
         self.finished.wait(timeout=60)
 
     def failure_message(self) -> str | None:
-        if self.error is None:
-            return None
-        text = str(self.error).strip().splitlines()
-        return f"{type(self.error).__name__}: {text[0] if text else ''}"
+        return None if self.error is None else spark_error_summary(self.error)
 
 
 def _default_local_slots() -> int:
     import os
 
     return os.cpu_count() or 1
+
+
+def spark_error_summary(error: BaseException) -> str:
+    """The lines of a (Py4J-wrapped) Spark job failure that say what went wrong."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    aborted = next((ln for ln in lines if "Job aborted due to stage failure" in ln), None)
+    python = [
+        ln
+        for ln in lines
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b[^:]*: ", ln)
+        and not ln.startswith(("org.", "java.", "scala.", "py4j.", "Caused by"))
+    ]
+    parts = [p.lstrip(": ")[:500] for p in (aborted, python[-1] if python else None) if p]
+    return " | ".join(parts) or f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def _warn_if_no_task_retries(spark: SparkSession) -> None:
+    master = str(spark.sparkContext.getConf().get("spark.master", ""))
+    if re.fullmatch(r"local(\[(\d+|\*)\])?", master):
+        warnings.warn(
+            f"The Spark master {master!r} never retries a failed task, so a worker that dies "
+            "(or exits because its trial was stuck) ends its slot for the rest of the study. "
+            "Use a master such as 'local[4,4]' (4 slots, 4 attempts per task).",
+            stacklevel=3,
+        )
 
 
 def _check_picklable(func: ObjectiveFuncType, catch: tuple[type[Exception], ...]) -> None:

@@ -7,6 +7,7 @@ here, under one lock per run, on the driver's own ``optuna.Study``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -37,6 +38,7 @@ ATTR_FAIL_REASON = "optuna_spark:fail_reason"
 ATTR_TRACEBACK = "optuna_spark:traceback"
 ATTR_INTERRUPTED = "optuna_spark:interrupted"
 ATTR_RETRY_OF = "optuna_spark:retry_of"
+ATTR_RETRY_SKIPPED = "optuna_spark:retry_skipped"
 #: Study system attribute prefix: each run's driver stamps ``{"alive": unix time}`` there.
 ATTR_DRIVER_PREFIX = "optuna_spark:driver:"
 
@@ -109,6 +111,7 @@ class StudyRun:
         self._ended: dict[int, str] = {}  # trial id -> why the driver ended it
         self._interrupted: set[int] = set()
         self._dismissed: set[Any] = set()  # workers (Spark partitions) told to stop
+        self._pending_retries = 0  # lost trials re-enqueued by this run, not started yet
         self._n_started = 0
         self._n_finished = 0
         self._stop_reason: str | None = None
@@ -202,9 +205,22 @@ class StudyRun:
             if not self._may_start_trial():
                 self._dismissed.add(worker.get("partition", f"conn-{conn_id}"))
                 return None
-            trial = self.study.ask()
+            try:
+                trial = self.study.ask()
+            except Exception as e:
+                # As in Study.optimize, a failing sampler (or storage) stops the study and is
+                # raised on the driver. The trial Optuna created before the sampler failed is
+                # failed here, or it would stay RUNNING with nobody to end it.
+                self._fail_trial_left_by_ask(e)
+                self.set_error(e)
+                return None
             self._note_sampler_stop()
             self._n_started += 1
+            if (
+                self._pending_retries
+                and ATTR_RETRY_OF in self.study._storage.get_trial_system_attrs(trial._trial_id)
+            ):
+                self._pending_retries -= 1
             now = time.monotonic()
             worker = {**worker, "run_id": self.run_id}
             self.study._storage.set_trial_system_attr(trial._trial_id, ATTR_WORKER, worker)
@@ -283,6 +299,8 @@ class StudyRun:
                 frozen = compat.tell(self.study, running.trial, values, state, error)
             except Exception as e:
                 self._n_finished += 1
+                with contextlib.suppress(Exception):
+                    storage.set_trial_state_values(trial_id, TrialState.FAIL)
                 self.set_error(e)
                 raise
             self._note_sampler_stop()
@@ -394,7 +412,10 @@ class StudyRun:
                 self._set_stop(STOP_TIMEOUT)
             elif compat.all_points_started(self.study):
                 self._set_stop(STOP_EXHAUSTED)
-        return self._stop_reason is None
+        if self._stop_reason is None:
+            return True
+        # A lost trial's retry still runs when only the sampler had nothing left to give.
+        return self._stop_reason == STOP_EXHAUSTED and self._pending_retries > 0
 
     def _note_sampler_stop(self) -> None:
         # ``study.stop()`` from inside ask/tell is the sampler's (GridSampler, LOCOSampler,
@@ -414,7 +435,9 @@ class StudyRun:
             self._set_stop(STOP_STUDY)
         if self.n_trials is not None and self._n_started >= self.n_trials:
             self._set_stop(STOP_N_TRIALS)
-        if (self._stop_reason is not None or self._closed) and not self._done.is_set():
+        waiting_retry = self._pending_retries > 0 and self._stop_reason == STOP_EXHAUSTED
+        over = self._closed or (self._stop_reason is not None and not waiting_retry)
+        if over and not self._done.is_set():
             self._done.set()
             self._stamp_alive()
 
@@ -445,24 +468,69 @@ class StudyRun:
         _logger.warning("Trial %d failed: %s.", running.trial.number, full)
         with compat.in_optimize_loop(self.study):
             try:
+                retrying = retry and self.retry_lost_trials and self._may_retry(trial_id)
                 storage.set_trial_system_attr(trial_id, ATTR_FAIL_REASON, full)
                 frozen = compat.tell(self.study, running.trial, None, TrialState.FAIL, None)
             except Exception as e:
                 self._n_finished += 1
                 self.set_error(e)
                 return
+            self._note_sampler_stop()
             self._n_finished += 1
-            if retry and self.retry_lost_trials and ATTR_RETRY_OF not in frozen.system_attrs:
-                self.study.add_trial(
-                    optuna.trial.create_trial(
-                        state=TrialState.WAITING,
-                        params=frozen.params,
-                        distributions=frozen.distributions,
-                        user_attrs=frozen.user_attrs,
-                        system_attrs={ATTR_RETRY_OF: frozen.number},
-                    )
-                )
+            if retrying:
+                self._enqueue_retry(frozen)
             self._after_trial(frozen)
+
+    def _may_retry(self, trial_id: int) -> bool:
+        """Whether a lost trial may run again; the reason why not is recorded on it."""
+        storage = self.study._storage
+        why_not = None
+        if ATTR_RETRY_OF in storage.get_trial_system_attrs(trial_id):
+            why_not = "it was itself a retry"
+        elif self._closed or self._error is not None or self._stop_reason in _INTERRUPTING:
+            why_not = f"the optimization is stopping ({self._stop_reason})"
+        elif self.n_trials is not None and self._n_started + self._pending_retries >= (
+            self.n_trials
+        ):
+            why_not = f"all n_trials={self.n_trials} trials have started"
+        if why_not is not None:
+            storage.set_trial_system_attr(trial_id, ATTR_RETRY_SKIPPED, why_not)
+        return why_not is None
+
+    def _enqueue_retry(self, frozen: FrozenTrial) -> None:
+        """Run a lost trial's parameters once more (counted in ``n_trials``)."""
+        # The sampler's own records (GridSampler's grid_id, LOCOSampler's arm) go along, so
+        # that the retry re-runs the same point instead of taking a new one.
+        system_attrs = {
+            k: v
+            for k, v in frozen.system_attrs.items()
+            if not k.startswith("optuna_spark:") and not k.startswith("constraints")
+        }
+        system_attrs[ATTR_RETRY_OF] = frozen.number
+        self.study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=frozen.params,
+                distributions=frozen.distributions,
+                user_attrs=frozen.user_attrs,
+                system_attrs=system_attrs,
+            )
+        )
+        self._pending_retries += 1
+
+    def _fail_trial_left_by_ask(self, error: Exception) -> None:
+        storage = self.study._storage
+        with contextlib.suppress(Exception):
+            running = storage.get_all_trials(
+                self.study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+            )
+            mine = set(self._running)
+            for t in reversed(running):  # the newest RUNNING trial nobody runs yet
+                if t._trial_id not in mine and ATTR_WORKER not in t.system_attrs:
+                    reason = f"the sampler failed while starting it: {error!r}"
+                    storage.set_trial_system_attr(t._trial_id, ATTR_FAIL_REASON, reason)
+                    storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                    break
 
 
 def _check_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:

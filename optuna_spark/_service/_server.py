@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
+#: Connections that may be authenticating at once; more are closed on arrival.
+MAX_PENDING_HANDSHAKES = 64
+
 
 class StorageServer:
     """Serves an Optuna storage to ``RemoteStorage`` clients and studies to remote workers.
@@ -96,6 +99,7 @@ class StorageServer:
         self._connections: dict[int, tuple[socket.socket, threading.Thread]] = {}
         self._runs: dict[str, StudyRun] = {}
         self._conn_ids = itertools.count(1)
+        self._handshakes = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
         self._listener: socket.socket | None = None
         self._wakeup: tuple[socket.socket, socket.socket] | None = None
         self._accept_thread: threading.Thread | None = None
@@ -275,6 +279,11 @@ class StorageServer:
                         sock, _addr = self._listener.accept()
                     except OSError:
                         continue
+                    if not self._handshakes.acquire(blocking=False):
+                        # Too many connections have not proved the token yet: refuse more
+                        # rather than hold a thread for each (a port scan, a flood).
+                        sock.close()
+                        continue
                     conn_id = next(self._conn_ids)
                     thread = threading.Thread(
                         target=self._serve_connection,
@@ -299,14 +308,18 @@ class StorageServer:
     def _serve_connection(self, raw: socket.socket, conn_id: int) -> None:
         sock = raw
         try:
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            raw.settimeout(self._handshake_timeout)
-            if self._ssl_context is not None:
-                sock = self._ssl_context.wrap_socket(raw, server_side=True)
-                with self._lock:
-                    self._connections[conn_id] = (sock, self._connections[conn_id][1])
-            if not p.server_handshake(sock, self._token_bytes):
+            try:
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                raw.settimeout(self._handshake_timeout)
+                if self._ssl_context is not None:
+                    sock = self._ssl_context.wrap_socket(raw, server_side=True)
+                    with self._lock:
+                        self._connections[conn_id] = (sock, self._connections[conn_id][1])
+                authenticated = p.server_handshake(sock, self._token_bytes)
+            finally:
+                self._handshakes.release()
+            if not authenticated:
                 _logger.warning("Rejected a connection that failed authentication.")
                 return
             sock.settimeout(None)

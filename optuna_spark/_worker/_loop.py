@@ -171,7 +171,7 @@ class _Heartbeat:
 
     def stop(self) -> None:
         self._stopped.set()
-        self._thread.join()
+        self._thread.join(timeout=max(5.0, 2 * self._spec.heartbeat_interval))
 
     def _loop(self) -> None:
         interval = self._spec.heartbeat_interval
@@ -196,7 +196,12 @@ class _Heartbeat:
                     "run.heartbeat", self._spec.run_id, [trial_id], raise_deferred=False
                 )
             except (ConnectionError, OSError):
-                return
+                return  # the loop itself will see the connection is gone
+            except Exception:
+                # Never let a heartbeat error end the thread silently: later trials would
+                # miss their heartbeats and be failed as lost.
+                _logger.exception("A heartbeat to the driver failed; trying again.")
+                continue
             if gone:
                 with self._lock:
                     if self._trial_id == trial_id:

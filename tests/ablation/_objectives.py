@@ -28,7 +28,20 @@ def loss(trial: optuna.trial.BaseTrial) -> float:
     return 10.0 + shared + EFFECTS.get(arm.name, 0.0) + own
 
 
-def slow_loss(trial: optuna.trial.BaseTrial) -> float:
-    """:func:`loss`, taking long enough that every Spark worker gets trials."""
-    time.sleep(0.5)
+def slow_loss(trial: optuna.trial.BaseTrial, n_workers: int = 4) -> float:
+    """:func:`loss` on Spark, once ``n_workers`` tasks run trials at the same time.
+
+    The wait (bounded) makes "every worker ran trials" a fact rather than a race with the
+    start-up of the tasks' Python workers on a busy machine.
+    """
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        trials = trial.study.get_trials(deepcopy=False)
+        partitions = {
+            t.system_attrs.get("optuna_spark:worker", {}).get("partition") for t in trials
+        }
+        if len(partitions - {None}) >= n_workers:
+            break
+        time.sleep(0.1)
+    time.sleep(0.2)
     return loss(trial)

@@ -1,8 +1,4 @@
-"""LOCO ablation on Spark: four concurrent workers, each (arm, repeat) exactly once.
-
-Needs :class:`optuna_spark.SparkExecutor`; the test is skipped (and says so) where it cannot
-be imported.
-"""
+"""LOCO ablation on Spark: four concurrent workers, each (arm, repeat) exactly once."""
 
 from __future__ import annotations
 
@@ -14,20 +10,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from optuna_spark import SparkExecutor
 from optuna_spark.ablation import LOCOSampler
 from optuna_spark.ablation import ablation_report
 from tests.ablation import _objectives as o
 
-try:
-    from optuna_spark import SparkExecutor
-except ImportError:  # pragma: no cover - the executor not there yet
-    SparkExecutor = None  # type: ignore[assignment, misc]
-
-pytestmark = [
-    pytest.mark.spark,
-    pytest.mark.timeout(240),
-    pytest.mark.skipif(SparkExecutor is None, reason="needs optuna_spark.SparkExecutor"),
-]
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(240)]
 
 
 def test_each_arm_and_repeat_exactly_once_on_four_spark_workers(spark: Any) -> None:

@@ -29,8 +29,16 @@ def test_next_run_fails_trials_of_a_dead_driver_and_spares_live_ones(tmp_path: P
     assert trials[1].number == foreign.number and trials[1].state == TrialState.RUNNING
     assert trials[2].state == TrialState.RUNNING
 
-    # The live run keeps stamping, so a third run with a long grace leaves its trial alone.
+    # A run that stays alive longer than its grace keeps stamping (its monitor ticks), so a
+    # third run leaves its trial alone.
+    ticking = StudyRun(optuna.load_study(study_name="s", storage=storage), heartbeat_grace=0.5)
+    reply = ticking.ask(3, {"host": "h"})
+    assert reply is not None
+    for _ in range(10):
+        time.sleep(0.1)
+        ticking.heartbeat(3, [reply[0]])  # its worker is alive too
+        ticking.tick()
     StudyRun(optuna.load_study(study_name="s", storage=storage), heartbeat_grace=60.0)
-    assert optuna.load_study(study_name="s", storage=storage).trials[2].state == (
-        TrialState.RUNNING
-    )
+    final = optuna.load_study(study_name="s", storage=storage).trials
+    assert final[2].state == TrialState.RUNNING
+    assert final[3].state == TrialState.RUNNING

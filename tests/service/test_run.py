@@ -344,13 +344,13 @@ def test_a_trial_without_heartbeats_is_failed_as_lost(
 ) -> None:
     server = make_server(heartbeat_interval=0.1)
     study = optuna.create_study(storage=server.storage)
-    run = StudyRun(study, n_trials=3, heartbeat_grace=0.6)
+    run = StudyRun(study, n_trials=3, heartbeat_grace=2.0)
     server.add_run(run)
 
     def objective(trial: RemoteTrial) -> float:
         x = trial.suggest_float("x", 0, 1)
         if trial.number == 0:
-            time.sleep(1.5)  # no call to the driver for longer than the grace period
+            time.sleep(4.0)  # no call to the driver for longer than the grace period
         return x
 
     spec = WorkerSpec(server.endpoint, run.run_id, heartbeat_interval=worker_heartbeat)

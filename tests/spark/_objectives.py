@@ -20,5 +20,24 @@ def die_once(trial: optuna.trial.BaseTrial, marker: str) -> float:
     if trial.number == 0 and not os.path.exists(marker):
         open(marker, "w").close()
         os._exit(1)
+    wait_for_retried_attempt(trial)
     time.sleep(0.05)
     return x
+
+
+def always_dies(trial: optuna.trial.BaseTrial) -> float:
+    os._exit(1)
+
+
+def wait_for_retried_attempt(trial: optuna.trial.BaseTrial, timeout: float = 60.0) -> None:
+    """Block until some trial ran in a retried Spark task attempt (or ``timeout`` passes).
+
+    Makes tests about task retries deterministic: the surviving worker cannot finish the
+    study before the retried task has started asking for trials.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for t in trial.study.get_trials(deepcopy=False):
+            if t.system_attrs.get("optuna_spark:worker", {}).get("attempt", 0) >= 1:
+                return
+        time.sleep(0.1)

@@ -75,9 +75,9 @@ def test_timeout_reaches_running_trials_at_their_next_report(executor: SparkExec
 
     study = optuna.create_study()
     t0 = time.monotonic()
-    executor.optimize(study, endless, timeout=2.0)
-    assert time.monotonic() - t0 < 15
-    assert len(study.trials) == 2
+    executor.optimize(study, endless, timeout=4.0)
+    assert time.monotonic() - t0 < 30
+    assert 1 <= len(study.trials) <= 2
     for t in study.trials:
         assert t.state == TrialState.PRUNED
         assert t.system_attrs["optuna_spark:interrupted"] == "timeout"

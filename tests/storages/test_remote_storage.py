@@ -231,3 +231,26 @@ def test_calls_after_the_server_closed_fail_with_connection_error(
         storage.get_all_studies()
     with pytest.raises(ConnectionError, match=address):
         storage.get_all_studies()
+
+
+def test_an_interrupted_call_never_leaves_its_reply_for_the_next_one(
+    remote_storage: RemoteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optuna_spark import _protocol
+
+    study_id = remote_storage.create_new_study([StudyDirection.MINIMIZE], "interrupted")
+    real_recv = _protocol.recv_frame
+    calls = {"n": 0}
+
+    def interrupted_once(sock: Any, max_bytes: int) -> bytes:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # Ctrl-C between sending a request and reading its reply
+        return real_recv(sock, max_bytes)
+
+    monkeypatch.setattr(_protocol, "recv_frame", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        remote_storage.get_n_trials(study_id)
+    monkeypatch.setattr(_protocol, "recv_frame", real_recv)
+    assert remote_storage.get_study_name_from_id(study_id) == "interrupted"
+    assert remote_storage.get_n_trials(study_id) == 0

@@ -1,0 +1,119 @@
+"""StudyRun when things go wrong: failing samplers, lost trials and their retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_spark import StudyRun
+from optuna_spark.ablation import LOCOSampler
+
+
+class _BrokenSampler(optuna.samplers.RandomSampler):
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        raise RuntimeError("sampler bug")
+
+
+def _suggest_x(run: StudyRun, conn: int, reply: list[Any]) -> None:
+    run.trial(conn, reply[0], "suggest_float", ["x", 0.0, 1.0, None, False])
+
+
+def test_a_failing_sampler_ends_the_run_with_its_error_and_leaves_nothing_running() -> None:
+    study = optuna.create_study(sampler=_BrokenSampler())
+    run = StudyRun(study, n_trials=5)
+    assert run.ask(1, {}) is None
+    assert isinstance(run.error, RuntimeError) and "sampler bug" in str(run.error)
+    assert run.done
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    assert "sampler failed" in study.trials[0].system_attrs["optuna_spark:fail_reason"]
+
+
+def test_a_lost_trial_is_retried_once_with_its_parameters() -> None:
+    study = optuna.create_study()
+    run = StudyRun(study, n_trials=3, retry_lost_trials=True)
+    first = run.ask(1, {})
+    assert first is not None
+    _suggest_x(run, 1, first)
+    run.connection_lost(1)
+    retry = run.ask(2, {})
+    assert retry is not None
+    run.tell(2, retry[0], "values", 1.0, None, True)
+    trials = study.trials
+    assert trials[1].params == trials[0].params
+    assert trials[1].system_attrs["optuna_spark:retry_of"] == 0
+    assert trials[1].state == TrialState.COMPLETE
+
+
+def test_no_retry_when_n_trials_have_all_started() -> None:
+    study = optuna.create_study()
+    run = StudyRun(study, n_trials=2, retry_lost_trials=True)
+    a, b = run.ask(1, {}), run.ask(2, {})
+    assert a is not None and b is not None
+    _suggest_x(run, 1, a)
+    _suggest_x(run, 2, b)
+    run.tell(1, a[0], "values", 1.0, None, True)
+    run.connection_lost(2)
+    assert run.done
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert "n_trials=2" in study.trials[1].system_attrs["optuna_spark:retry_skipped"]
+
+
+def test_no_retry_once_the_run_is_stopping() -> None:
+    study = optuna.create_study()
+    run = StudyRun(study, n_trials=10, retry_lost_trials=True)
+    a = run.ask(1, {})
+    assert a is not None
+    run.stop()
+    run.connection_lost(1)
+    assert run.done
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    assert "stopping" in study.trials[0].system_attrs["optuna_spark:retry_skipped"]
+
+
+def test_retry_runs_after_the_sampler_has_handed_out_every_point() -> None:
+    sampler = LOCOSampler(components=["augment"], seed=0)  # two arms: base, augment
+    study = optuna.create_study(sampler=sampler)
+    run = StudyRun(study, retry_lost_trials=True)
+    a, b = run.ask(1, {}), run.ask(2, {})
+    assert a is not None and b is not None
+    for conn, reply in ((1, a), (2, b)):
+        run.trial(conn, reply[0], "suggest_categorical", ["loco_arm", list(sampler.arms)])
+    run.tell(1, a[0], "values", 1.0, None, True)
+    run.connection_lost(2)
+    assert not run.done  # the lost arm still has to run
+    retry = run.ask(3, {})
+    assert retry is not None
+    run.trial(3, retry[0], "suggest_categorical", ["loco_arm", list(sampler.arms)])
+    run.tell(3, retry[0], "values", 2.0, None, True)
+    assert run.done and run.ask(3, {}) is None
+    arms = [t.params["loco_arm"] for t in study.trials]
+    assert arms[2] == arms[1] and sorted(arms[:2]) == sorted(sampler.arms)
+    assert study.trials[2].state == TrialState.COMPLETE
+
+
+@pytest.mark.parametrize("lost", [0, 3])
+def test_grid_retry_reruns_the_same_point(lost: int) -> None:
+    grid = {"x": [0.0, 0.25, 0.5, 0.75]}
+    study = optuna.create_study(sampler=optuna.samplers.GridSampler(grid, seed=0))
+    run = StudyRun(study, retry_lost_trials=True)
+    replies = [run.ask(i, {}) for i in range(4)]
+    for i, reply in enumerate(replies):
+        assert reply is not None
+        _suggest_x(run, i, reply)
+    for i, reply in enumerate(replies):
+        assert reply is not None
+        if i == lost:
+            run.connection_lost(i)
+        else:
+            run.tell(i, reply[0], "values", 0.0, None, True)
+    retry = run.ask(9, {})
+    assert retry is not None
+    _suggest_x(run, 9, retry)
+    run.tell(9, retry[0], "values", 0.0, None, True)
+    assert run.done
+    xs = [t.params["x"] for t in study.trials]
+    assert xs[4] == xs[lost]
+    assert sorted(xs[:4]) == grid["x"]
