@@ -429,3 +429,27 @@ def test_unknown_error_types_come_back_as_their_nearest_known_base() -> None:
         pass
 
     assert isinstance(p.rebuild_error(p.encode_error(Odd("?"))), p.RemoteError)
+
+
+def test_connections_that_never_authenticate_are_capped(
+    make_server: Callable[..., StorageServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optuna_spark._service import _server
+
+    monkeypatch.setattr(_server, "MAX_PENDING_HANDSHAKES", 3)
+    server = make_server(handshake_timeout=30.0)
+    silent = [socket.create_connection((server.host, server.port)) for _ in range(3)]
+    try:
+        time.sleep(0.3)
+        extra = socket.create_connection((server.host, server.port))
+        extra.settimeout(5)
+        assert extra.recv(64) == b""  # closed at once: no thread held for it
+        extra.close()
+        for s in silent:
+            s.close()
+        time.sleep(0.3)  # their handshakes fail, freeing the places
+        storage = RemoteStorage(server.host, server.port, server.token)
+        assert storage.get_all_studies() == []
+    finally:
+        for s in silent:
+            s.close()

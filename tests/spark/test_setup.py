@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
@@ -55,3 +56,58 @@ def test_bad_optimize_arguments(executor: SparkExecutor) -> None:
         executor.optimize(study, lambda t: 0.0, timeout=0)
     executor.optimize(study, lambda t: 0.0, n_trials=0)
     assert study.trials == []
+
+
+class _FakeSession:
+    def __init__(self, master: str) -> None:
+        conf = {"spark.master": master}
+
+        class _Conf:
+            def get(self, key: str, default: str | None = None) -> str | None:
+                return conf.get(key, default)
+
+        class _Context:
+            def getConf(self) -> _Conf:
+                return _Conf()
+
+        self.sparkContext = _Context()
+
+
+@pytest.mark.parametrize(
+    ("master", "warns"),
+    [
+        ("local", True),
+        ("local[4]", True),
+        ("local[*]", True),
+        ("local[4,4]", False),
+        ("spark://127.0.0.1:7077", False),
+    ],
+)
+def test_masters_without_task_retries_are_warned_about(master: str, warns: bool) -> None:
+    from optuna_spark.executor import _warn_if_no_task_retries
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _warn_if_no_task_retries(_FakeSession(master))  # type: ignore[arg-type]
+    assert bool(caught) == warns
+    if warns:
+        assert "local[4,4]" in str(caught[0].message)
+
+
+def test_spark_job_failures_are_summarized_to_their_cause() -> None:
+    from optuna_spark.executor import spark_error_summary
+
+    text = (
+        "An error occurred while calling z:org.apache.spark.api.python.PythonRDD.collect.\n"
+        ": org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage "
+        "3.0 failed 4 times, most recent failure: Lost task 0.3: "
+        "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
+        '  File "worker.py", line 1, in main\n'
+        "ConnectionError: Could not connect to the optuna-spark server at 10.0.0.1:4242\n"
+        "\tat org.apache.spark.api.python.BasePythonRunner.read(PythonRunner.scala:1)\n"
+    )
+    summary = spark_error_summary(RuntimeError(text))
+    assert summary.startswith("org.apache.spark.SparkException: Job aborted")
+    assert summary.endswith(
+        "ConnectionError: Could not connect to the optuna-spark server at 10.0.0.1:4242"
+    )
