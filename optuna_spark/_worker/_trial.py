@@ -135,12 +135,7 @@ class RemoteTrial(BaseTrial):
     # Pruning.
 
     def report(self, value: float, step: int) -> None:
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"The `value` argument is of type '{type(value)}' but supposed to be a float."
-            ) from None
+        value = _as_float(value)
         try:
             step = operator.index(step)
         except TypeError:
@@ -162,12 +157,7 @@ class RemoteTrial(BaseTrial):
         self._call("set_user_attr", key, value)
 
     def set_constraint(self, key: str, value: float) -> None:
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"The `value` argument is of type '{type(value)}' but supposed to be a float."
-            ) from None
+        value = _as_float(value)
         if math.isnan(value):
             raise ValueError(f"Attempted to set a constraint for {key!r}, but NaN is not allowed.")
         self._call("set_constraint", key, value)
@@ -204,6 +194,16 @@ class RemoteTrial(BaseTrial):
                 self._storage = RemoteStorage.from_endpoint(self._conn.endpoint)
             self._study = _WorkerStudy(self, self._study_name, self._storage)
         return self._study
+
+
+def _as_float(value: Any) -> float:
+    """``float(value)``, with Optuna's own message when it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"The `value` argument is of type '{type(value)}' but supposed to be a float."
+        ) from None
 
 
 class _WorkerStudy(optuna.Study):
