@@ -32,7 +32,7 @@ class ProgressBar:
                 desc=f"{run.study.study_name} [{n_workers} workers]",
                 unit="s" if self._timed else "trial",
                 dynamic_ncols=True,
-                bar_format="{l_bar}{bar}{postfix}" if self._timed else None,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}" if self._timed else None,
             )
             run.listeners.append(self._on_trial)
 

@@ -1,0 +1,47 @@
+"""The progress bar: trials counted by state, the best value, or seconds with only a timeout."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from optuna_spark import StudyRun
+from optuna_spark._progress import ProgressBar
+
+
+def _finish(run: StudyRun, conn: int, outcome: str, value: float | None = None) -> None:
+    reply = run.ask(conn, {})
+    assert reply is not None
+    run.tell(conn, reply[0], outcome, value, None, True)
+
+
+def test_trial_bar_counts_states_and_keeps_the_best(capfd: pytest.CaptureFixture[str]) -> None:
+    study = optuna.create_study(direction="maximize")
+    run = StudyRun(study, n_trials=3)
+    bar = ProgressBar(run, True, n_workers=2)
+    _finish(run, 1, "values", 0.5)
+    _finish(run, 1, "pruned")
+    _finish(run, 1, "values", 0.9)
+    bar.close()
+    err = capfd.readouterr().err
+    assert "3/3" in err
+    assert "done=2 pruned=1 failed=0 best=0.9" in err
+
+
+def test_timeout_only_bar_counts_seconds(capfd: pytest.CaptureFixture[str]) -> None:
+    study = optuna.create_study()
+    run = StudyRun(study, timeout=30.0)
+    bar = ProgressBar(run, True, n_workers=1)
+    _finish(run, 1, "values", 2.0)
+    bar.close()
+    err = capfd.readouterr().err
+    assert "0/30 s, done=1" in err
+    assert "done=1 pruned=0 failed=0 best=2" in err
+
+
+def test_disabled_bar_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    run = StudyRun(optuna.create_study(), n_trials=1)
+    bar = ProgressBar(run, False, n_workers=1)
+    _finish(run, 1, "values", 1.0)
+    bar.close()
+    assert capfd.readouterr().err == ""
