@@ -137,8 +137,9 @@ class Connection:
     def _roundtrip_locked(self, method: str, args: tuple[Any, ...], *, wait: bool) -> bytes | None:
         if self._closed:
             raise ConnectionError(f"The connection to {self._endpoint.address} is closed.")
+        frame = p.encode_frame([method, list(args)])  # bad arguments fail here, harmlessly
         with self._io(method):
-            p.send_message(self._sock, [method, list(args)])
+            self._sock.sendall(frame)
             if not wait:
                 return None
             return p.recv_frame(self._sock, self._endpoint.max_message_bytes)

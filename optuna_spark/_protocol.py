@@ -121,9 +121,14 @@ def _to_builtin(obj: Any) -> Any:
     )
 
 
+def encode_frame(obj: Any) -> bytes:
+    """One frame (length + msgpack) for ``obj``; ``TypeError`` if it is not plain data."""
+    body: bytes = msgpack.packb(obj, use_bin_type=True, default=_to_builtin)
+    return _HEADER.pack(len(body)) + body
+
+
 def send_message(sock: socket.socket, obj: Any) -> None:
-    body = msgpack.packb(obj, use_bin_type=True, default=_to_builtin)
-    sock.sendall(_HEADER.pack(len(body)) + body)
+    sock.sendall(encode_frame(obj))
 
 
 def recv_frame(sock: socket.socket, max_bytes: int) -> bytes:

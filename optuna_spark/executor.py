@@ -17,7 +17,6 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from optuna_spark import _spark
-from optuna_spark._service._run import STOP_ERROR
 from optuna_spark._service._run import STOP_INTERRUPTED
 from optuna_spark._service._run import StudyRun
 from optuna_spark._service._server import StorageServer
@@ -224,11 +223,11 @@ class SparkExecutor:
             try:
                 job.start()
                 while not run.wait(0.2):
-                    if job.finished.is_set():
+                    if job.finished.is_set() and not run.done:
                         job_ended_early = True
                         run.close(job.failure_message() or "all Spark tasks ended")
                         break
-                    if run.stop_reason == STOP_ERROR:
+                    if run.error is not None and self._stop_running_trials:
                         # Trials that never ask should_prune would keep the study going:
                         # after a grace, end them and the job, as Study.optimize would.
                         error_since = error_since or time.monotonic()

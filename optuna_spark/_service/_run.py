@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import datetime
 import logging
 import secrets
 import threading
@@ -111,7 +112,7 @@ class StudyRun:
         self._ended: dict[int, str] = {}  # trial id -> why the driver ended it
         self._interrupted: set[int] = set()
         self._dismissed: set[Any] = set()  # workers (Spark partitions) told to stop
-        self._pending_retries = 0  # lost trials re-enqueued by this run, not started yet
+        self._pending_retries: set[int] = set()  # WAITING retries of this run, not started
         self._n_started = 0
         self._n_finished = 0
         self._stop_reason: str | None = None
@@ -205,22 +206,19 @@ class StudyRun:
             if not self._may_start_trial():
                 self._dismissed.add(worker.get("partition", f"conn-{conn_id}"))
                 return None
+            asked_at = datetime.datetime.now()
             try:
                 trial = self.study.ask()
             except Exception as e:
                 # As in Study.optimize, a failing sampler (or storage) stops the study and is
                 # raised on the driver. The trial Optuna created before the sampler failed is
                 # failed here, or it would stay RUNNING with nobody to end it.
-                self._fail_trial_left_by_ask(e)
+                self._fail_trial_left_by_ask(e, asked_at)
                 self.set_error(e)
                 return None
             self._note_sampler_stop()
             self._n_started += 1
-            if (
-                self._pending_retries
-                and ATTR_RETRY_OF in self.study._storage.get_trial_system_attrs(trial._trial_id)
-            ):
-                self._pending_retries -= 1
+            self._pending_retries.discard(trial._trial_id)
             now = time.monotonic()
             worker = {**worker, "run_id": self.run_id}
             self.study._storage.set_trial_system_attr(trial._trial_id, ATTR_WORKER, worker)
@@ -415,16 +413,21 @@ class StudyRun:
         if self._stop_reason is None:
             return True
         # A lost trial's retry still runs when only the sampler had nothing left to give.
-        return self._stop_reason == STOP_EXHAUSTED and self._pending_retries > 0
+        return self._stop_reason == STOP_EXHAUSTED and bool(self._pending_retries)
 
     def _note_sampler_stop(self) -> None:
         # ``study.stop()`` from inside ask/tell is the sampler's (GridSampler, LOCOSampler,
         # BruteForceSampler): nothing is left to hand out, but running trials must finish.
+        # The flag is consumed, so that only a later stop (a callback's) interrupts them.
         if self.study._stop_flag:
+            self.study._stop_flag = False
             self._set_stop(STOP_EXHAUSTED)
 
     def _set_stop(self, reason: str) -> None:
-        if self._stop_reason is None:
+        # The first reason wins, except that a reason to interrupt the running trials (an
+        # error, a timeout, a stop) overrides one that only ends the hand-out.
+        current = self._stop_reason
+        if current is None or (reason in _INTERRUPTING and current not in _INTERRUPTING):
             self._stop_reason = reason
             _logger.debug("Run %s stops handing out trials: %s.", self.run_id, reason)
 
@@ -435,11 +438,25 @@ class StudyRun:
             self._set_stop(STOP_STUDY)
         if self.n_trials is not None and self._n_started >= self.n_trials:
             self._set_stop(STOP_N_TRIALS)
-        waiting_retry = self._pending_retries > 0 and self._stop_reason == STOP_EXHAUSTED
-        over = self._closed or (self._stop_reason is not None and not waiting_retry)
+        waiting_retry = bool(self._pending_retries) and self._stop_reason == STOP_EXHAUSTED
+        over = (
+            self._closed
+            or self._error is not None
+            or (self._stop_reason is not None and not waiting_retry)
+        )
         if over and not self._done.is_set():
+            self._fail_unstarted_retries()
             self._done.set()
             self._stamp_alive()
+
+    def _fail_unstarted_retries(self) -> None:
+        # A retry the run ended before starting would otherwise wait for the next optimize.
+        for trial_id in self._pending_retries:
+            reason = f"retry not run: the optimization ended ({self._stop_reason})"
+            with contextlib.suppress(Exception):
+                self.study._storage.set_trial_system_attr(trial_id, ATTR_FAIL_REASON, reason)
+                self.study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        self._pending_retries.clear()
 
     def _after_trial(self, frozen: FrozenTrial) -> None:
         try:
@@ -489,7 +506,7 @@ class StudyRun:
             why_not = "it was itself a retry"
         elif self._closed or self._error is not None or self._stop_reason in _INTERRUPTING:
             why_not = f"the optimization is stopping ({self._stop_reason})"
-        elif self.n_trials is not None and self._n_started + self._pending_retries >= (
+        elif self.n_trials is not None and self._n_started + len(self._pending_retries) >= (
             self.n_trials
         ):
             why_not = f"all n_trials={self.n_trials} trials have started"
@@ -507,18 +524,18 @@ class StudyRun:
             if not k.startswith("optuna_spark:") and not k.startswith("constraints")
         }
         system_attrs[ATTR_RETRY_OF] = frozen.number
-        self.study.add_trial(
-            optuna.trial.create_trial(
-                state=TrialState.WAITING,
-                params=frozen.params,
-                distributions=frozen.distributions,
-                user_attrs=frozen.user_attrs,
-                system_attrs=system_attrs,
-            )
+        retry = optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=frozen.params,
+            distributions=frozen.distributions,
+            user_attrs=frozen.user_attrs,
+            system_attrs=system_attrs,
         )
-        self._pending_retries += 1
+        self._pending_retries.add(
+            self.study._storage.create_new_trial(self.study._study_id, template_trial=retry)
+        )
 
-    def _fail_trial_left_by_ask(self, error: Exception) -> None:
+    def _fail_trial_left_by_ask(self, error: Exception, asked_at: datetime.datetime) -> None:
         storage = self.study._storage
         with contextlib.suppress(Exception):
             running = storage.get_all_trials(
@@ -526,7 +543,12 @@ class StudyRun:
             )
             mine = set(self._running)
             for t in reversed(running):  # the newest RUNNING trial nobody runs yet
-                if t._trial_id not in mine and ATTR_WORKER not in t.system_attrs:
+                if (
+                    t._trial_id not in mine
+                    and ATTR_WORKER not in t.system_attrs
+                    and t.datetime_start is not None
+                    and t.datetime_start >= asked_at
+                ):
                     reason = f"the sampler failed while starting it: {error!r}"
                     storage.set_trial_system_attr(t._trial_id, ATTR_FAIL_REASON, reason)
                     storage.set_trial_state_values(t._trial_id, TrialState.FAIL)

@@ -97,6 +97,7 @@ class StorageServer:
 
         self._lock = threading.Lock()  # guards _connections and _runs
         self._connections: dict[int, tuple[socket.socket, threading.Thread]] = {}
+        self._threads: list[threading.Thread] = []  # every connection thread not joined yet
         self._runs: dict[str, StudyRun] = {}
         self._conn_ids = itertools.count(1)
         self._handshakes = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
@@ -168,7 +169,10 @@ class StorageServer:
         for sock, _ in connections:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        for _, thread in connections:
+        # A thread that already left _connections may still be finishing: join them all.
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for thread in threads:
             thread.join()
         self._listener = None
         self._wakeup = None
@@ -293,7 +297,16 @@ class StorageServer:
                     )
                     with self._lock:
                         self._connections[conn_id] = (sock, thread)
-                    thread.start()
+                        self._threads = [t for t in self._threads if t.is_alive()]
+                        self._threads.append(thread)
+                    try:
+                        thread.start()
+                    except RuntimeError:  # no more threads: refuse this one, keep serving
+                        with self._lock:
+                            self._connections.pop(conn_id, None)
+                            self._threads.remove(thread)
+                        self._handshakes.release()
+                        sock.close()
 
     def _monitor_loop(self) -> None:
         while not self._stopping.wait(self._heartbeat_interval / 4):

@@ -105,6 +105,11 @@ def run_worker(
                 # objective raised since is a consequence of that, not a reason to stop.
                 _logger.warning("The driver had already ended trial %d: %s", number, e)
                 ended_by_driver = True
+            except ConnectionError:
+                if outcome.reraise is None:
+                    raise
+                # Ctrl-C in the middle of a call closed the connection: the interruption,
+                # not the connection, is what the caller must see.
             n += 1
             if outcome.reraise is not None:
                 raise outcome.reraise

@@ -117,3 +117,30 @@ def test_grid_retry_reruns_the_same_point(lost: int) -> None:
     xs = [t.params["x"] for t in study.trials]
     assert xs[4] == xs[lost]
     assert sorted(xs[:4]) == grid["x"]
+
+
+def test_an_error_ends_the_run_even_with_a_retry_waiting() -> None:
+    grid = {"x": [0.0, 1.0]}
+    study = optuna.create_study(sampler=optuna.samplers.GridSampler(grid, seed=0))
+    run = StudyRun(study, retry_lost_trials=True)
+    a, b = run.ask(1, {}), run.ask(2, {})
+    assert a is not None and b is not None
+    assert run.ask(3, {}) is None  # every point has started
+    run.connection_lost(1)  # a retry of a's point waits
+    error = ["ValueError", "boom", "Traceback ..."]
+    run.tell(2, b[0], "failed", None, error, False)
+    assert run.done and isinstance(run.error, ValueError)
+    assert run.ask(3, {}) is None
+    states = [t.state for t in study.trials]
+    assert TrialState.WAITING not in states and TrialState.RUNNING not in states
+    assert "retry not run" in study.trials[2].system_attrs["optuna_spark:fail_reason"]
+
+
+def test_an_error_after_n_trials_started_still_stops_the_running_trials() -> None:
+    study = optuna.create_study()
+    run = StudyRun(study, n_trials=2)
+    a, b = run.ask(1, {}), run.ask(2, {})
+    assert a is not None and b is not None
+    assert run.ask(3, {}) is None
+    run.tell(1, a[0], "failed", None, ["ValueError", "boom", ""], False)
+    assert run.should_prune(2, b[0]) is True  # told to stop, as with any error

@@ -259,3 +259,20 @@ def test_a_report_the_driver_refused_fails_the_trial_like_in_process(
     assert [t.state for t in run.study.trials] == [TrialState.FAIL]
     assert "must be non-negative" in run.study.trials[0].system_attrs[ATTR_FAIL_REASON]
     assert workers.results == {"test-worker-0": 1}
+
+
+def test_a_value_that_cannot_be_sent_fails_only_its_trial(server: StorageServer) -> None:
+    study = optuna.create_study(storage=server.storage)
+    run = StudyRun(study, n_trials=2)
+    server.add_run(run)
+
+    def objective(trial: RemoteTrial) -> float:
+        trial.set_user_attr("model", object())  # not plain data
+        return 1.0
+
+    n = run_worker(WorkerSpec(server.endpoint, run.run_id), objective, catch=(TypeError,))
+    assert n == 2
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert (
+        "cannot be sent to the driver" in study.trials[0].system_attrs["optuna_spark:fail_reason"]
+    )
