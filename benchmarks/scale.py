@@ -14,7 +14,7 @@ the JVM's CPU is recorded beside it in the JSON.
 Spark's 64 Python workers are started (cold: each imports Optuna) by an untimed warm-up
 ``optimize`` first; its time is reported separately.
 
-Target (issue 3): efficiency >= 90%.
+Target: efficiency >= 90%.
 
 Run from the repository root::
 

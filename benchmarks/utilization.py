@@ -12,7 +12,7 @@
   default), as 8 ``optimize`` calls of 8 trials each on the same study: what a
   barrier-per-round system pays, job start-up per round included.
 
-Targets (issue 3): measured within 5% of the ideal, and >= 1.5x faster than rounds.
+Targets: measured within 5% of the ideal, and >= 1.5x faster than rounds.
 
 Run from the repository root::
 
