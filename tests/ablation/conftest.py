@@ -12,8 +12,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 @pytest.fixture
 def keras() -> Any:
-    """Keras 3 with a fixed seed (the test is skipped where TensorFlow is not installed)."""
-    pytest.importorskip("tensorflow")
-    keras = pytest.importorskip("keras")
+    """Keras 3 with a fixed seed (tests using it are marked ``tensorflow``)."""
+    import keras
+
     keras.utils.set_random_seed(0)
     return keras

@@ -146,7 +146,8 @@ class _QuietHandler(WSGIRequestHandler):
 def test_dashboard_shows_learning_curves_of_running_trials(
     executor: SparkExecutor, tmp_path: object
 ) -> None:
-    optuna_dashboard = pytest.importorskip("optuna_dashboard")
+    import optuna_dashboard
+
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(study_name="live", storage=storage)
 
