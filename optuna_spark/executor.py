@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial
 from optuna_spark import _spark
 from optuna_spark._service._run import STOP_INTERRUPTED
 from optuna_spark._service._run import StudyRun
+from optuna_spark._service._run import check_positive
 from optuna_spark._service._server import StorageServer
 from optuna_spark._worker._loop import WorkerSpec
 from optuna_spark._worker._task import make_task
@@ -107,6 +108,8 @@ class SparkExecutor:
             isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1
         ):
             raise ValueError(f"n_workers must be a positive int or None, but got {n_workers=}.")
+        check_positive("trial_timeout", trial_timeout)
+        check_positive("stuck_grace", stuck_grace)
         if heartbeat_interval <= 0 or heartbeat_grace <= heartbeat_interval:
             raise ValueError(
                 "heartbeat_grace must be longer than heartbeat_interval (both positive), but "
@@ -175,6 +178,9 @@ class SparkExecutor:
             )
         if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int)):
             raise TypeError(f"n_trials must be an int or None, but got {n_trials=}.")
+        # Checked again by StudyRun; here so that bad input fails before Spark starts.
+        check_positive("n_trials", n_trials, allow_zero=True)
+        check_positive("timeout", timeout)
         if study._thread_local.in_optimize_loop:
             raise RuntimeError("Nested invocation of `Study.optimize` method isn't allowed.")
         _check_picklable(func, catch)

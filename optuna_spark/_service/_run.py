@@ -92,10 +92,10 @@ class StudyRun:
         stop_running_trials: bool = True,
         retry_lost_trials: bool = False,
     ) -> None:
-        _check_positive("n_trials", n_trials, allow_zero=True)
-        _check_positive("timeout", timeout)
-        _check_positive("heartbeat_grace", heartbeat_grace)
-        _check_positive("trial_timeout", trial_timeout)
+        check_positive("n_trials", n_trials, allow_zero=True)
+        check_positive("timeout", timeout)
+        check_positive("heartbeat_grace", heartbeat_grace)
+        check_positive("trial_timeout", trial_timeout)
         self.run_id = secrets.token_hex(8)
         self.study = study
         self.n_trials = n_trials
@@ -555,7 +555,8 @@ class StudyRun:
                     break
 
 
-def _check_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
+def check_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
+    """Raise a clear error unless ``value`` is ``None`` or a positive number."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -38,6 +38,8 @@ def test_old_java_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     [
         ({"n_workers": 0}, "n_workers must be a positive int"),
         ({"heartbeat_interval": 5.0, "heartbeat_grace": 2.0}, "heartbeat_grace must be longer"),
+        ({"trial_timeout": -1.0}, "trial_timeout must be positive"),
+        ({"stuck_grace": 0}, "stuck_grace must be positive"),
     ],
 )
 def test_bad_executor_arguments(kwargs: dict[str, float], match: str) -> None:
