@@ -184,6 +184,8 @@ class SparkExecutor:
         if study._thread_local.in_optimize_loop:
             raise RuntimeError("Nested invocation of `Study.optimize` method isn't allowed.")
         _check_picklable(func, catch)
+        if n_trials == 0:
+            return  # nothing to run: no session, no service, nothing written
 
         spark = self.spark
         _warn_if_no_task_retries(spark)
@@ -201,8 +203,6 @@ class SparkExecutor:
             stop_running_trials=self._stop_running_trials,
             retry_lost_trials=self._retry_lost_trials,
         )
-        if n_trials == 0:
-            return
         host = self._service_host or _spark.driver_host(spark)
         server = StorageServer(
             study._storage,
