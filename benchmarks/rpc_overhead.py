@@ -37,7 +37,8 @@ from optuna_spark import StorageServer
 from optuna_spark import StudyRun
 from optuna_spark import WorkerSpec
 from optuna_spark import run_worker
-from optuna_spark._client import Connection
+from optuna_spark.wire import Connection
+from optuna_spark.wire import messages as m
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -118,11 +119,11 @@ def ping_latency_us(n_calls: int = 5000) -> float:
         conn = Connection(server.endpoint)
         try:
             for _ in range(200):  # warm up
-                conn.call("ping")
+                conn.call(m.Ping())
             samples = []
             for _ in range(n_calls):
                 t0 = time.perf_counter_ns()
-                conn.call("ping")
+                conn.call(m.Ping())
                 samples.append(time.perf_counter_ns() - t0)
         finally:
             conn.close()

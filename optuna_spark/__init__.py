@@ -2,24 +2,49 @@
 
 The sampler and the pruner run on the driver; Spark tasks live for the whole study and keep
 asking the driver for the next trial.
+
+Names are imported on first use, so that ``import optuna_spark`` is cheap and a Spark
+executor that imports the worker side never loads the coordinator.
 """
 
-from optuna_spark._client import Endpoint
-from optuna_spark._service._run import StudyRun
-from optuna_spark._worker._loop import WorkerSpec
-from optuna_spark._worker._loop import run_worker
-from optuna_spark._worker._trial import RemoteTrial
-from optuna_spark.ablation import LOCOSampler
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+from typing import Any
+
 from optuna_spark.exceptions import AuthenticationError
 from optuna_spark.exceptions import OptunaSparkError
 from optuna_spark.exceptions import ProtocolError
 from optuna_spark.exceptions import RemoteError
 from optuna_spark.exceptions import SparkSetupError
-from optuna_spark.executor import SparkExecutor
-from optuna_spark.storages import RemoteStorage
-from optuna_spark.storages import StorageServer
+
+if TYPE_CHECKING:
+    from optuna_spark.ablation import LOCOSampler
+    from optuna_spark.coordinator import StorageServer
+    from optuna_spark.coordinator import StudyRun
+    from optuna_spark.coordinator import StudyServer
+    from optuna_spark.spark import SparkExecutor
+    from optuna_spark.storages import RemoteStorage
+    from optuna_spark.wire import Endpoint
+    from optuna_spark.worker import RemoteTrial
+    from optuna_spark.worker import WorkerSpec
+    from optuna_spark.worker import run_worker
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Endpoint": "optuna_spark.wire",
+    "LOCOSampler": "optuna_spark.ablation",
+    "RemoteStorage": "optuna_spark.storages",
+    "RemoteTrial": "optuna_spark.worker",
+    "SparkExecutor": "optuna_spark.spark",
+    "StorageServer": "optuna_spark.coordinator",
+    "StudyRun": "optuna_spark.coordinator",
+    "StudyServer": "optuna_spark.coordinator",
+    "WorkerSpec": "optuna_spark.worker",
+    "run_worker": "optuna_spark.worker",
+}
 
 __all__ = [
     "AuthenticationError",
@@ -34,6 +59,20 @@ __all__ = [
     "SparkSetupError",
     "StorageServer",
     "StudyRun",
+    "StudyServer",
     "WorkerSpec",
     "run_worker",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -6,13 +6,15 @@ import optuna
 import pytest
 
 from optuna_spark import StudyRun
-from optuna_spark._progress import ProgressBar
+from optuna_spark.spark._progress import ProgressBar
+from tests._calls import ask
+from tests._calls import tell
 
 
 def _finish(run: StudyRun, conn: int, outcome: str, value: float | None = None) -> None:
-    reply = run.ask(conn, {})
+    reply = ask(run, conn)
     assert reply is not None
-    run.tell(conn, reply[0], outcome, value, None, True)
+    tell(run, conn, reply, outcome, value)
 
 
 def test_trial_bar_counts_states_and_keeps_the_best(capfd: pytest.CaptureFixture[str]) -> None:

@@ -14,11 +14,19 @@ from optuna.trial import FrozenTrial
 from optuna_spark.ablation._report import ablation_report
 
 if TYPE_CHECKING:
+    import pandas as pd
     import plotly.graph_objects as go
 
 _BASE_COLOR = "rgb(150, 150, 150)"
 _SIGNIFICANT_COLOR = "rgb(66, 146, 198)"  # optuna.visualization's bar colour
 _NOT_SIGNIFICANT_COLOR = "rgb(198, 219, 239)"
+
+#: The bars' groups, one trace each, in the legend's order: (name, colour, whether a row is in).
+_GROUPS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
+    ("base", _BASE_COLOR, lambda r: r.arm == "base"),
+    ("significant", _SIGNIFICANT_COLOR, lambda r: r.arm != "base" and r.significant),
+    ("not significant", _NOT_SIGNIFICANT_COLOR, lambda r: r.arm != "base" and not r.significant),
+)
 
 
 def plot_ablation(
@@ -77,40 +85,48 @@ def plot_ablation(
         study, target=target, direction=direction, confidence=confidence, alpha=alpha
     )
     rows = list(report.itertuples(index=False))[::-1]  # plotly draws the first bar lowest
-    order = [r.arm for r in rows]
     fig = go.Figure()
-    groups = (
-        ("base", _BASE_COLOR, lambda r: r.arm == "base"),
-        ("significant", _SIGNIFICANT_COLOR, lambda r: r.arm != "base" and r.significant),
-        (
-            "not significant",
-            _NOT_SIGNIFICANT_COLOR,
-            lambda r: r.arm != "base" and not r.significant,
-        ),
-    )
-    for name, color, member in groups:
+    for name, color, member in _GROUPS:
         chosen = [r for r in rows if member(r)]
-        if not chosen:
-            continue
-        fig.add_trace(
-            go.Bar(
-                name=name,
-                orientation="h",
-                x=[r.mean for r in chosen],
-                y=[r.arm for r in chosen],
-                marker_color=color,
-                error_x={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [_nan0(r.ci_high - r.mean) for r in chosen],
-                    "arrayminus": [_nan0(r.mean - r.ci_low) for r in chosen],
-                },
-                text=[_label(r) for r in chosen],
-                textposition="outside",
-                hovertext=[_hover(r, confidence) for r in chosen],
-                hovertemplate="%{hovertext}<extra></extra>",
-            )
-        )
+        if chosen:
+            fig.add_trace(_bars(name, color, chosen, confidence))
+    _add_base_line(fig, report)
+    fig.update_layout(
+        title="LOCO Ablation",
+        xaxis_title=target_name,
+        yaxis_title="Arm",
+        yaxis={"categoryorder": "array", "categoryarray": [r.arm for r in rows]},
+        barmode="overlay",
+        showlegend=True,
+    )
+    return fig
+
+
+def _bars(name: str, color: str, rows: list[Any], confidence: float) -> go.Bar:
+    """One trace of horizontal bars: the rows' means, with error bars, labels and hover text."""
+    import plotly.graph_objects as go
+
+    return go.Bar(
+        name=name,
+        orientation="h",
+        x=[r.mean for r in rows],
+        y=[r.arm for r in rows],
+        marker_color=color,
+        error_x={
+            "type": "data",
+            "symmetric": False,
+            "array": [_nan0(r.ci_high - r.mean) for r in rows],
+            "arrayminus": [_nan0(r.mean - r.ci_low) for r in rows],
+        },
+        text=[_label(r) for r in rows],
+        textposition="outside",
+        hovertext=[_hover(r, confidence) for r in rows],
+        hovertemplate="%{hovertext}<extra></extra>",
+    )
+
+
+def _add_base_line(fig: go.Figure, report: pd.DataFrame) -> None:
+    """A dashed vertical line at the base's mean, when the report has one."""
     base = report[report["arm"] == "base"]
     if len(base) and math.isfinite(base["mean"].iloc[0]):
         fig.add_vline(
@@ -119,15 +135,6 @@ def plot_ablation(
             line_color=_BASE_COLOR,
             annotation_text="base",
         )
-    fig.update_layout(
-        title="LOCO Ablation",
-        xaxis_title=target_name,
-        yaxis_title="Arm",
-        yaxis={"categoryorder": "array", "categoryarray": order},
-        barmode="overlay",
-        showlegend=True,
-    )
-    return fig
 
 
 def _nan0(x: float) -> float:

@@ -187,13 +187,13 @@ def _minimize(
     direction: str | StudyDirection | None,
 ) -> bool:
     if direction is None:
-        if study._is_multi_objective():
+        if len(study.directions) > 1:
             raise ValueError(
                 "A multi-objective study needs target= (a trial's value to report) and "
                 "direction= ('minimize' or 'maximize')."
             )
         return study.direction == StudyDirection.MINIMIZE
-    if study._is_multi_objective() and target is None:
+    if len(study.directions) > 1 and target is None:
         raise ValueError("A multi-objective study needs target= (a trial's value to report).")
     if isinstance(direction, StudyDirection):
         return direction == StudyDirection.MINIMIZE

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import threading
-from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -21,22 +19,21 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_spark import _optuna_adapter as optuna_adapter
 from optuna_spark.ablation import _arms as a
+from optuna_spark.ablation._arm_specs import arm_specs
+from optuna_spark.ablation._arm_specs import check_repeats_and_seed
+from optuna_spark.ablation._pairs import Pair
+from optuna_spark.ablation._pairs import StudyScan
+from optuna_spark.ablation._pairs import assigned_value
+from optuna_spark.ablation._pairs import choose_pair
+from optuna_spark.ablation._pairs import repeat_seeds
+from optuna_spark.ablation._pairs import scan_trials
 
 if TYPE_CHECKING:
     from optuna.study import Study
 
 _logger = logging.getLogger(__name__)
-
-_Pair = tuple[str, int]  # (arm label, repeat)
-
-
-@dataclasses.dataclass
-class _Scan:
-    taken: set[_Pair]  # by a running or finished trial
-    finished: set[_Pair]
-    seeds: dict[int, int]  # repeat -> seed already recorded in the study
-    n_waiting: int
 
 
 class LOCOSampler(BaseSampler):
@@ -126,45 +123,20 @@ class LOCOSampler(BaseSampler):
         include_base: bool = True,
         seed: int | None = None,
     ) -> None:
-        if isinstance(n_repeats, bool) or not isinstance(n_repeats, (int, np.integer)):
-            raise TypeError(f"n_repeats must be an int, but got {n_repeats=}.")
-        if n_repeats < 1:
-            raise ValueError(f"n_repeats must be at least 1, but got {n_repeats=}.")
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-        ):
-            raise TypeError(f"seed must be an int or None, but got {seed=}.")
-
-        specs: list[tuple[str, str, tuple[str, ...]]] = []  # (kind, name, removes)
-        specs += [(a.KIND_FEATURE, n, (n,)) for n in _names("features", features)]
-        specs += [(a.KIND_LAYER, n, (n,)) for n in _names("layers", layers)]
-        specs += [(a.KIND_GROUP, n, p) for n, p in _groups(layer_groups).items()]
-        specs += [(a.KIND_COMPONENT, n, (n,)) for n in _names("components", components)]
-        if not specs:
-            raise ValueError(
-                "LOCOSampler needs at least one feature, layer, layer group or component to "
-                "leave out."
-            )
-        seen: dict[str, str] = {}
-        for kind, name, _ in specs:
-            if name in seen:
-                raise ValueError(
-                    f"{name!r} is ablated twice, as a {seen[name]} and as a {kind}; names must "
-                    "be unique across features, layers, layer groups and components."
-                )
-            seen[name] = kind
-        if include_base:
-            specs.insert(0, (a.KIND_BASE, a.BASE, ()))
-
-        self._specs = {
-            a.arm_label(kind, name): (kind, name, removes) for kind, name, removes in specs
-        }
+        n_repeats, seed = check_repeats_and_seed(n_repeats, seed)
+        self._specs = arm_specs(
+            features=features,
+            layers=layers,
+            layer_groups=layer_groups,
+            components=components,
+            include_base=include_base,
+        )
         self._labels = tuple(self._specs)
-        self._n_repeats = int(n_repeats)
-        self._pairs: list[_Pair] = [(lb, r) for r in range(self._n_repeats) for lb in self._labels]
+        self._n_repeats = n_repeats
+        self._pairs: list[Pair] = [(lb, r) for r in range(self._n_repeats) for lb in self._labels]
         self._pair_set = frozenset(self._pairs)
-        self._seed = None if seed is None else int(seed)
-        self._seeds = _repeat_seeds(self._seed, self._n_repeats)
+        self._seed = seed
+        self._seeds = repeat_seeds(self._seed, self._n_repeats)
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[Any, Any]:
@@ -262,42 +234,15 @@ class LOCOSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        system_attrs = trial.system_attrs
-        if a.SYS_SURPLUS in system_attrs:
-            raise optuna.TrialPruned(a.SURPLUS_MESSAGE)
-        if a.SYS_ARM not in system_attrs:
-            raise ValueError(
-                f"Trial {trial.number} has no LOCO assignment: every parameter must be given "
-                "when a trial of a LOCOSampler study is enqueued."
-            )
-        if param_name == a.PARAM_ARM:
-            value: Any = system_attrs[a.SYS_ARM]
-        elif param_name == a.PARAM_REPEAT:
-            value = system_attrs[a.SYS_REPEAT]
-        else:
-            raise ValueError(
-                f"LOCOSampler only samples {a.PARAM_ARM!r} and {a.PARAM_REPEAT!r}, but the "
-                f"objective suggested {param_name!r}. Keep every other parameter fixed in an "
-                "ablation (or enqueue it with study.enqueue_trial)."
-            )
-        try:
-            internal = param_distribution.to_internal_repr(value)
-            contained = param_distribution._contains(internal)
-        except ValueError:
-            contained = False
-        if not contained:
-            raise ValueError(
-                f"The LOCO assignment {param_name}={value!r} is not in the suggested "
-                f"distribution {param_distribution}; suggest it with get_arm(trial)."
-            )
-        return value
+        return assigned_value(trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         system_attrs = trial.system_attrs
         if a.SYS_ARM in system_attrs or a.SYS_SURPLUS in system_attrs:
             return
         fixed = {**system_attrs.get("fixed_params", {}), **trial.params}
-        storage = study._storage
+        storage = optuna_adapter.storage_of(study)
+        trial_id = optuna_adapter.trial_id_of(trial)
         with self._lock:
             # Reading what is taken and recording this trial's pair happen under one lock, so
             # that two threads of this process never take the same pair.
@@ -305,20 +250,20 @@ class LOCOSampler(BaseSampler):
             pair = self._choose(trial.number, scan.taken, fixed)
             if pair is None:
                 user_attrs: dict[str, Any] = {a.ATTR_SURPLUS: True}
-                storage.set_trial_system_attr(trial._trial_id, a.SYS_SURPLUS, True)
+                storage.set_trial_system_attr(trial_id, a.SYS_SURPLUS, True)
                 self._log_surplus(trial.number, scan)
             else:
                 label, repeat = pair
                 seed = int(scan.seeds.get(repeat, self._seeds[repeat]))
-                storage.set_trial_system_attr(trial._trial_id, a.SYS_REPEAT, repeat)
-                storage.set_trial_system_attr(trial._trial_id, a.SYS_SEED, seed)
+                storage.set_trial_system_attr(trial_id, a.SYS_REPEAT, repeat)
+                storage.set_trial_system_attr(trial_id, a.SYS_SEED, seed)
                 # The arm last: a reader that sees it (without the lock) sees the rest.
-                storage.set_trial_system_attr(trial._trial_id, a.SYS_ARM, label)
+                storage.set_trial_system_attr(trial_id, a.SYS_ARM, label)
                 user_attrs = self._user_attrs(label, repeat, seed)
                 if pair in scan.taken:
                     user_attrs[a.ATTR_DUPLICATE] = True
             for key, value in user_attrs.items():
-                storage.set_trial_user_attr(trial._trial_id, key, value)
+                storage.set_trial_user_attr(trial_id, key, value)
                 # ``optuna.Trial.user_attrs`` reads the frozen trial it passed us, not the
                 # storage; without this the objective would not see its arm.
                 trial.user_attrs[key] = value
@@ -351,26 +296,16 @@ class LOCOSampler(BaseSampler):
     # -----------------------------------------------------------------------------------------
     # Internals.
 
-    def _scan(self, study: Study) -> _Scan:
+    def _scan(self, study: Study) -> StudyScan:
         """Pairs taken by a running or finished trial, and other facts of the study."""
-        scan = _Scan(set(), set(), {}, 0)
-        for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
-            if t.state == TrialState.WAITING:
-                scan.n_waiting += 1
-                continue
-            label = t.system_attrs.get(a.SYS_ARM)
-            repeat = t.system_attrs.get(a.SYS_REPEAT)
-            if label is None or repeat is None:
-                continue
-            repeat = int(repeat)
-            if (label, repeat) in self._pair_set:
-                scan.taken.add((label, repeat))
-                if t.state.is_finished():
-                    scan.finished.add((label, repeat))
-            seed = t.system_attrs.get(a.SYS_SEED)
-            if seed is not None:
-                scan.seeds.setdefault(repeat, int(seed))
-        for repeat, seed in scan.seeds.items():
+        storage, study_id = optuna_adapter.storage_of(study), optuna_adapter.study_id_of(study)
+        scan = scan_trials(storage.get_all_trials(study_id, deepcopy=False), self._pair_set)
+        self._keep_recorded_seeds(scan.seeds)
+        return scan
+
+    def _keep_recorded_seeds(self, recorded: Mapping[int, int]) -> None:
+        """Use the seeds the study already ran with, so that a resumed study stays paired."""
+        for repeat, seed in recorded.items():
             if repeat < self._n_repeats and seed != self._seeds[repeat] and self._seed is not None:
                 _logger.warning(
                     "The study already ran repeat %d with seed %d; LOCOSampler(seed=%d) keeps "
@@ -381,9 +316,8 @@ class LOCOSampler(BaseSampler):
                     self._seeds[repeat],
                 )
                 self._seeds[repeat] = seed
-        return scan
 
-    def _choose(self, number: int, taken: set[_Pair], fixed: Mapping[str, Any]) -> _Pair | None:
+    def _choose(self, number: int, taken: set[Pair], fixed: Mapping[str, Any]) -> Pair | None:
         want_arm = fixed.get(a.PARAM_ARM)
         want_repeat = fixed.get(a.PARAM_REPEAT)
         if want_arm is not None and want_arm not in self._specs:
@@ -405,20 +339,9 @@ class LOCOSampler(BaseSampler):
                 want_repeat,
             )
             want_repeat = None
-        candidates = [
-            (label, repeat)
-            for label, repeat in self._pairs
-            if (want_arm is None or label == want_arm)
-            and (want_repeat is None or repeat == want_repeat)
-        ]
-        for pair in candidates:
-            if pair not in taken:
-                return pair
-        if want_arm is None and want_repeat is None:
-            return None  # nothing left to run
-        return candidates[0]  # an explicit request (a retry): run it again
+        return choose_pair(self._pairs, taken, want_arm, want_repeat)
 
-    def _log_surplus(self, number: int, scan: _Scan) -> None:
+    def _log_surplus(self, number: int, scan: StudyScan) -> None:
         if scan.finished == self._pair_set:
             _logger.warning(
                 "Trial %d is pruned without running: this LOCO study has already run every "
@@ -444,60 +367,9 @@ class LOCOSampler(BaseSampler):
         }
 
 
-def _names(arg: str, names: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(names, str):
-        raise TypeError(
-            f"{arg} must be a sequence of names, not a string; did you mean {arg}=[{names!r}]?"
-        )
-    out: list[str] = []
-    for name in names:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"{arg} must hold non-empty strings, but got {name!r}.")
-        if name in out:
-            raise ValueError(f"{arg} lists {name!r} twice.")
-        out.append(name)
-    return tuple(out)
-
-
-def _groups(layer_groups: Mapping[str, str | Sequence[str]] | None) -> dict[str, tuple[str, ...]]:
-    if layer_groups is None:
-        return {}
-    if not isinstance(layer_groups, Mapping):
-        raise TypeError(
-            "layer_groups must map a group's name to its layer names (or to a name prefix), "
-            f"but got {type(layer_groups).__name__}."
-        )
-    out: dict[str, tuple[str, ...]] = {}
-    for name, members in layer_groups.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"A layer group's name must be a non-empty string, but got {name!r}.")
-        if isinstance(members, str):
-            if not members:
-                raise ValueError(f"Layer group {name!r} has an empty prefix.")
-            patterns: tuple[str, ...] = (members if members.endswith("*") else members + "*",)
-        else:
-            patterns = _names(f"layer_groups[{name!r}]", members)
-            if not patterns:
-                raise ValueError(f"Layer group {name!r} has no layers.")
-        out[name] = patterns
-    return out
-
-
-def _repeat_seeds(seed: int | None, n_repeats: int) -> list[int]:
-    """Distinct 31-bit seeds, one per repeat, derived from ``seed`` (random when ``None``)."""
-    entropy = np.random.SeedSequence(seed).entropy
-    seeds: list[int] = []
-    for r in range(n_repeats):
-        state = np.random.SeedSequence(entropy, spawn_key=(r,)).generate_state(1)
-        value = int(state[0]) & 0x7FFFFFFF
-        while value in seeds:
-            value = (value + 1) & 0x7FFFFFFF
-        seeds.append(value)
-    return seeds
-
-
 def _stop(study: Study) -> None:
     """``study.stop()`` where it is allowed (inside an optimize loop); a no-op elsewhere."""
-    study = getattr(study, "_study", study)  # HyperbandPruner's per-bracket view
+    # HyperbandPruner hands samplers a per-bracket view of the study; its stop() stops the
+    # study itself.
     with contextlib.suppress(RuntimeError):  # not in an optimize loop: nothing to stop
         study.stop()

@@ -1,4 +1,4 @@
-"""``RemoteStorage``: an Optuna storage served by a ``StorageServer``."""
+"""``RemoteStorage``: an Optuna storage served by a ``StudyServer``."""
 
 from __future__ import annotations
 
@@ -8,28 +8,34 @@ from collections.abc import Sequence
 from typing import Any
 
 from optuna.distributions import BaseDistribution
+from optuna.distributions import distribution_to_json
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
-from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
-from optuna_spark import _codec as c
-from optuna_spark._client import Connection
-from optuna_spark._client import Endpoint
+from optuna_spark import _optuna_adapter as optuna_adapter
+from optuna_spark.storages._cache import TrialCache
+from optuna_spark.wire import messages as m
+from optuna_spark.wire._client import Connection
+from optuna_spark.wire._client import Endpoint
+from optuna_spark.wire._convert import study_from_wire
+from optuna_spark.wire._convert import trial_from_wire
+from optuna_spark.wire._convert import trial_to_wire
 
 
 class RemoteStorage(BaseStorage):
-    """An Optuna storage whose data lives behind a :class:`~optuna_spark.StorageServer`.
+    """An Optuna storage whose data lives behind a :class:`~optuna_spark.StudyServer`.
 
     Use it wherever Optuna takes a storage. It is thread-safe (one connection per concurrent
     caller, reused), and it pickles to its address and token: an unpickled copy connects
-    again on first use, so it can travel inside a Spark closure.
+    again on first use, so it can travel inside a Spark closure. Like Optuna's gRPC storage
+    proxy it keeps finished trials, so reading a study's trials again costs only what changed.
 
     Args:
         host: The server's address.
         port: The server's port.
-        token: The server's secret token (:attr:`StorageServer.token`).
+        token: The server's secret token (:attr:`StudyServer.token`).
         tls_cafile: Path to a PEM CA bundle to verify a TLS server with; switches TLS on.
         tls_cadata: The same as PEM text (for example the server's self-signed certificate).
         tls_server_hostname: Name to check the server certificate against (default ``host``).
@@ -42,9 +48,9 @@ class RemoteStorage(BaseStorage):
         .. code-block:: python
 
             import optuna
-            from optuna_spark import RemoteStorage, StorageServer
+            from optuna_spark import RemoteStorage, StudyServer
 
-            with StorageServer("sqlite:///study.db") as server:
+            with StudyServer("sqlite:///study.db") as server:
                 storage = RemoteStorage(server.host, server.port, server.token)
                 study = optuna.create_study(study_name="s", storage=storage)
                 study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=10, n_jobs=2)
@@ -86,6 +92,7 @@ class RemoteStorage(BaseStorage):
         self._endpoint = endpoint
         self._pool_lock = threading.Lock()
         self._idle: list[Connection] = []
+        self._cache = TrialCache(self._fetch_trials)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -107,17 +114,20 @@ class RemoteStorage(BaseStorage):
         for conn in idle:
             conn.close()
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _call(self, request: m.Request) -> Any:
         with self._pool_lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = Connection(self._endpoint)
         try:
-            return conn.call(method, *args)
+            return conn.call(request)
         finally:
             if not conn.closed:
                 with self._pool_lock:
                     self._idle.append(conn)
+
+    def _fetch_trials(self, study_id: int, include: list[int], after: int) -> list[FrozenTrial]:
+        return [trial_from_wire(t) for t in self._call(m.GetTrials(study_id, include, after))]
 
     # -----------------------------------------------------------------------------------------
     # Studies.
@@ -125,41 +135,42 @@ class RemoteStorage(BaseStorage):
     def create_new_study(
         self, directions: Sequence[StudyDirection], study_name: str | None = None
     ) -> int:
-        return int(self._call("create_new_study", c.directions_out(directions), study_name))
+        return int(self._call(m.CreateNewStudy(list(directions), study_name)))
 
     def delete_study(self, study_id: int) -> None:
-        self._call("delete_study", study_id)
+        self._call(m.DeleteStudy(study_id))
+        self._cache.forget(study_id)
 
     def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._call("set_study_user_attr", study_id, key, value)
+        self._call(m.SetStudyUserAttr(study_id, key, value))
 
     def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._call("set_study_system_attr", study_id, key, value)
+        self._call(m.SetStudySystemAttr(study_id, key, value))
 
     def get_study_id_from_name(self, study_name: str) -> int:
-        return int(self._call("get_study_id_from_name", study_name))
+        return int(self._call(m.GetStudyIdFromName(study_name)))
 
     def get_study_name_from_id(self, study_id: int) -> str:
-        return str(self._call("get_study_name_from_id", study_id))
+        return str(self._call(m.GetStudyNameFromId(study_id)))
 
     def get_study_directions(self, study_id: int) -> list[StudyDirection]:
-        return c.directions_in(self._call("get_study_directions", study_id))
+        return list(self._call(m.GetStudyDirections(study_id)))
 
     def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
-        return dict(self._call("get_study_user_attrs", study_id))
+        return dict(self._call(m.GetStudyUserAttrs(study_id)))
 
     def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
-        return dict(self._call("get_study_system_attrs", study_id))
+        return dict(self._call(m.GetStudySystemAttrs(study_id)))
 
-    def get_all_studies(self) -> list[FrozenStudy]:
-        return [c.study_in(s) for s in self._call("get_all_studies")]
+    def get_all_studies(self) -> list[optuna_adapter.FrozenStudy]:
+        return [study_from_wire(s) for s in self._call(m.GetAllStudies())]
 
     # -----------------------------------------------------------------------------------------
     # Trials.
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        template = None if template_trial is None else c.trial_out(template_trial)
-        return int(self._call("create_new_trial", study_id, template))
+        template = None if template_trial is None else trial_to_wire(template_trial)
+        return int(self._call(m.CreateNewTrial(study_id, template)))
 
     def set_trial_param(
         self,
@@ -169,37 +180,42 @@ class RemoteStorage(BaseStorage):
         distribution: BaseDistribution,
     ) -> None:
         self._call(
-            "set_trial_param", trial_id, param_name, param_value_internal, c.dist_out(distribution)
+            m.SetTrialParam(
+                trial_id,
+                param_name,
+                float(param_value_internal),
+                distribution_to_json(distribution),
+            )
         )
 
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
-        return int(self._call("get_trial_id_from_study_id_trial_number", study_id, trial_number))
+        return int(self._call(m.GetTrialIdFromStudyIdTrialNumber(study_id, trial_number)))
 
     def get_trial_number_from_id(self, trial_id: int) -> int:
-        return int(self._call("get_trial_number_from_id", trial_id))
+        return int(self._call(m.GetTrialNumberFromId(trial_id)))
 
     def get_trial_param(self, trial_id: int, param_name: str) -> float:
-        return float(self._call("get_trial_param", trial_id, param_name))
+        return float(self._call(m.GetTrialParam(trial_id, param_name)))
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
         vals = None if values is None else [float(v) for v in values]
-        return bool(self._call("set_trial_state_values", trial_id, int(state.value), vals))
+        return bool(self._call(m.SetTrialStateValues(trial_id, state, vals)))
 
     def set_trial_intermediate_value(
         self, trial_id: int, step: int, intermediate_value: float
     ) -> None:
-        self._call("set_trial_intermediate_value", trial_id, step, intermediate_value)
+        self._call(m.SetTrialIntermediateValue(trial_id, step, float(intermediate_value)))
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._call("set_trial_user_attr", trial_id, key, value)
+        self._call(m.SetTrialUserAttr(trial_id, key, value))
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._call("set_trial_system_attr", trial_id, key, value)
+        self._call(m.SetTrialSystemAttr(trial_id, key, value))
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        return c.trial_in(self._call("get_trial", trial_id))
+        return trial_from_wire(self._call(m.GetTrial(trial_id)))
 
     def get_all_trials(
         self,
@@ -207,29 +223,28 @@ class RemoteStorage(BaseStorage):
         deepcopy: bool = True,
         states: Container[TrialState] | None = None,
     ) -> list[FrozenTrial]:
-        wire_states = None if states is None else [int(s.value) for s in TrialState if s in states]
-        return [c.trial_in(t) for t in self._call("get_all_trials", study_id, wire_states)]
+        return self._cache.get_all_trials(study_id, deepcopy, states)
 
     def get_n_trials(
         self, study_id: int, state: tuple[TrialState, ...] | TrialState | None = None
     ) -> int:
-        wire: Any
+        states: list[TrialState] | None
         if state is None:
-            wire = None
+            states = None
         elif isinstance(state, TrialState):
-            wire = int(state.value)
+            states = [state]
         else:
-            wire = [int(s.value) for s in state]
-        return int(self._call("get_n_trials", study_id, wire))
+            states = list(state)
+        return int(self._call(m.GetNTrials(study_id, states)))
 
     def get_best_trial(self, study_id: int) -> FrozenTrial:
-        return c.trial_in(self._call("get_best_trial", study_id))
+        return trial_from_wire(self._call(m.GetBestTrial(study_id)))
 
     def get_trial_params(self, trial_id: int) -> dict[str, Any]:
-        return dict(self._call("get_trial_params", trial_id))
+        return dict(self._call(m.GetTrialParams(trial_id)))
 
     def get_trial_user_attrs(self, trial_id: int) -> dict[str, Any]:
-        return dict(self._call("get_trial_user_attrs", trial_id))
+        return dict(self._call(m.GetTrialUserAttrs(trial_id)))
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
-        return dict(self._call("get_trial_system_attrs", trial_id))
+        return dict(self._call(m.GetTrialSystemAttrs(trial_id)))

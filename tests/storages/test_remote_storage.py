@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from optuna_spark import RemoteError
 from optuna_spark import RemoteStorage
 from optuna_spark import StorageServer
-from optuna_spark._protocol import RemoteTraceback
+from optuna_spark.wire import RemoteTraceback
 from tests import _workers as w
 from tests._helpers import BACKENDS
 from tests._helpers import make_backend
@@ -237,7 +237,7 @@ def test_calls_after_the_server_closed_fail_with_connection_error(
 def test_an_interrupted_call_never_leaves_its_reply_for_the_next_one(
     remote_storage: RemoteStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from optuna_spark import _protocol
+    from optuna_spark.wire import _frames as _protocol
 
     study_id = remote_storage.create_new_study([StudyDirection.MINIMIZE], "interrupted")
     real_recv = _protocol.recv_frame

@@ -21,8 +21,8 @@ from optuna_spark import StorageServer
 from optuna_spark import StudyRun
 from optuna_spark import WorkerSpec
 from optuna_spark import run_worker
-from optuna_spark._service._run import ATTR_FAIL_REASON
-from optuna_spark._worker._loop import STUCK_EXIT_CODE
+from optuna_spark.coordinator import ATTR_FAIL_REASON
+from optuna_spark.worker import STUCK_EXIT_CODE
 from tests import _workers as w
 from tests._helpers import Workers
 from tests._helpers import wait_until

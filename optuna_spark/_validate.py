@@ -1,0 +1,16 @@
+"""Checks of user input shared by the public entry points, with messages that say what to do."""
+
+from __future__ import annotations
+
+
+def check_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
+    """Raise a clear error unless ``value`` is ``None`` or a positive number."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number or None, but got {value!r}.")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(
+            f"{name} must be {'non-negative' if allow_zero else 'positive'}, "
+            f"but got {name}={value!r}."
+        )

@@ -1,0 +1,33 @@
+"""The coordinator: the run of a study (sampler, pruner, bookkeeping) and the server workers
+reach it through.
+
+It lives on the Spark driver (or wherever ``optimize`` runs); workers never import it.
+"""
+
+from optuna_spark.coordinator._attrs import ATTR_DRIVER_PREFIX
+from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
+from optuna_spark.coordinator._attrs import ATTR_INTERRUPTED
+from optuna_spark.coordinator._attrs import ATTR_RETRY_OF
+from optuna_spark.coordinator._attrs import ATTR_RETRY_SKIPPED
+from optuna_spark.coordinator._attrs import ATTR_TRACEBACK
+from optuna_spark.coordinator._attrs import ATTR_WORKER
+from optuna_spark.coordinator._run import StudyRun
+from optuna_spark.coordinator._server import StorageServer
+from optuna_spark.coordinator._server import StudyServer
+from optuna_spark.coordinator._state import Phase
+from optuna_spark.coordinator._state import StopReason
+
+__all__ = [
+    "ATTR_DRIVER_PREFIX",
+    "ATTR_FAIL_REASON",
+    "ATTR_INTERRUPTED",
+    "ATTR_RETRY_OF",
+    "ATTR_RETRY_SKIPPED",
+    "ATTR_TRACEBACK",
+    "ATTR_WORKER",
+    "Phase",
+    "StopReason",
+    "StorageServer",
+    "StudyRun",
+    "StudyServer",
+]

@@ -1,0 +1,17 @@
+"""System attribute keys the coordinator writes (visible in optuna-dashboard and
+``study.trials_dataframe()``)."""
+
+#: On each trial: where it ran (host, pid, Spark stage/partition/attempt, executor, GPUs, run).
+ATTR_WORKER = "optuna_spark:worker"
+#: On a failed trial: why, in words.
+ATTR_FAIL_REASON = "optuna_spark:fail_reason"
+#: On a failed trial: the worker's traceback.
+ATTR_TRACEBACK = "optuna_spark:traceback"
+#: On a pruned trial: why the run told it to stop (a timeout, ``study.stop()`` ...).
+ATTR_INTERRUPTED = "optuna_spark:interrupted"
+#: On a retry: the number of the lost trial whose parameters it runs again.
+ATTR_RETRY_OF = "optuna_spark:retry_of"
+#: On a lost trial that was not retried: why not.
+ATTR_RETRY_SKIPPED = "optuna_spark:retry_skipped"
+#: Study system attribute prefix: each run stamps ``{"alive": unix time, ...}`` there.
+ATTR_DRIVER_PREFIX = "optuna_spark:driver:"

@@ -1,0 +1,364 @@
+"""``StudyServer``: serves an Optuna storage, and the studies being optimized, over the wire.
+
+The server owns sockets, authentication, framing and threads; what it serves is registered:
+each request type of the wire schema has one route. The storage routes and the trial service
+(:class:`RunService`) register theirs when the server is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import secrets
+import selectors
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Union
+
+import optuna
+from optuna.storages import BaseStorage
+
+from optuna_spark.coordinator._run_service import RunService
+from optuna_spark.coordinator._storage_routes import register_storage_routes
+from optuna_spark.exceptions import ProtocolError
+from optuna_spark.wire import _codec as codec
+from optuna_spark.wire import _frames as frames
+from optuna_spark.wire import messages as m
+from optuna_spark.wire._client import Endpoint
+from optuna_spark.wire._errors import encode_error
+
+if TYPE_CHECKING:
+    from optuna_spark.coordinator._run import StudyRun
+
+_logger = logging.getLogger(__name__)
+
+#: ``handler(request, connection id) -> result`` for one request type.
+Handler = Callable[[Any, int], Any]
+
+#: Connections that may be authenticating at once; more are closed on arrival.
+MAX_PENDING_HANDSHAKES = 64
+
+
+class StudyServer:
+    """Serves an Optuna storage to ``RemoteStorage`` clients and studies to remote workers.
+
+    Every connection must prove it knows ``token`` before anything it sends is decoded.
+    Requests are typed msgpack messages (:mod:`optuna_spark.wire.messages`), validated while
+    decoded, never pickles; each is capped at ``max_message_bytes``. One thread serves each
+    connection, so a slow or broken client never blocks the others.
+
+    ``StorageServer`` is the same class under its former name.
+
+    Args:
+        storage: Any Optuna storage (an instance or a URL such as ``"sqlite:///x.db"``).
+        host: Address to bind. Use the address other machines reach this host by, and only
+            that one (on Spark, ``spark.driver.host``).
+        port: Port to bind; ``0`` picks a free one (see :attr:`port`).
+        token: The shared secret. ``None`` generates a strong random one (see :attr:`token`).
+        tls_certfile: PEM certificate (chain) to serve TLS with. Clients then need the CA that
+            signed it, or the certificate itself when it is self-signed.
+        tls_keyfile: PEM private key for ``tls_certfile`` when it is not in that file.
+        max_message_bytes: Largest request accepted; larger ones close the connection.
+        handshake_timeout: Seconds a new connection has to authenticate.
+        heartbeat_interval: Seconds between liveness checks of running remote trials.
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna
+            from optuna_spark import RemoteStorage, StudyServer
+
+            with StudyServer(optuna.storages.InMemoryStorage()) as server:
+                storage = RemoteStorage(server.host, server.port, server.token)
+                study = optuna.create_study(storage=storage)
+                study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=5)
+                assert len(study.trials) == 5
+    """
+
+    def __init__(
+        self,
+        storage: str | BaseStorage,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        tls_certfile: str | None = None,
+        tls_keyfile: str | None = None,
+        max_message_bytes: int = frames.DEFAULT_MAX_REQUEST_BYTES,
+        handshake_timeout: float = 10.0,
+        heartbeat_interval: float = 1.0,
+    ) -> None:
+        if max_message_bytes <= 0:
+            raise ValueError(f"max_message_bytes must be positive, but got {max_message_bytes=}.")
+        if tls_keyfile is not None and tls_certfile is None:
+            raise ValueError("tls_keyfile was given without tls_certfile; pass both.")
+        self._storage = optuna.storages.get_storage(storage)
+        self._requested = (host, port)
+        self._token = token if token is not None else secrets.token_urlsafe(32)
+        self._token_bytes = frames.token_bytes(self._token)
+        self._tls_certfile = tls_certfile
+        self._ssl_context: ssl.SSLContext | None = None
+        if tls_certfile is not None:
+            self._ssl_context = frames.server_ssl_context(tls_certfile, tls_keyfile)
+        self._max_bytes = max_message_bytes
+        self._handshake_timeout = handshake_timeout
+        self._heartbeat_interval = heartbeat_interval
+
+        self._lock = threading.Lock()  # guards _connections and _threads
+        self._connections: dict[int, tuple[socket.socket, threading.Thread]] = {}
+        self._threads: list[threading.Thread] = []  # every connection thread not joined yet
+        self._conn_ids = itertools.count(1)
+        self._handshakes = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
+        self._listener: socket.socket | None = None
+        self._wakeup: tuple[socket.socket, socket.socket] | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._monitor_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._routes: dict[type[m.Request], Handler] = {}
+        self._request_type: Any = None  # the union of the routed request types
+        self._closed_listeners: list[Callable[[int], None]] = []
+        self._tick_listeners: list[Callable[[], None]] = []
+        self.register(m.Ping, lambda request, conn_id: "pong")
+        register_storage_routes(self, self._storage)
+        self._runs = RunService(self)
+
+    # -----------------------------------------------------------------------------------------
+    # What it serves.
+
+    def register(self, request_type: type[m.Request], handler: Handler) -> None:
+        """Serve ``request_type`` with ``handler(request, connection id) -> reply``."""
+        if self._listener is not None:
+            raise RuntimeError("Register routes before the server starts.")
+        self._routes[request_type] = handler
+        self._request_type = Union[tuple(self._routes)]  # noqa: UP007 (a runtime union)
+
+    def on_connection_closed(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(connection id)`` when an authenticated connection ends."""
+        self._closed_listeners.append(listener)
+
+    def on_tick(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` every quarter of ``heartbeat_interval`` while serving."""
+        self._tick_listeners.append(listener)
+
+    # -----------------------------------------------------------------------------------------
+    # Life cycle.
+
+    def start(self) -> StudyServer:
+        """Bind and start serving. Returns ``self``."""
+        if self._listener is not None:
+            raise RuntimeError("This StudyServer is already started.")
+        host, port = self._requested
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            listener = socket.create_server((host, port), family=family, backlog=128)
+        except OSError as e:
+            raise OSError(
+                e.errno, f"Could not bind the optuna-spark server to {host}:{port}: {e.strerror}"
+            ) from e
+        self._listener = listener
+        self._wakeup = socket.socketpair()
+        self._stopping.clear()
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name="optuna-spark-accept", daemon=True
+        )
+        self._monitor_thread = threading.Thread(
+            target=self._monitor_loop, name="optuna-spark-monitor", daemon=True
+        )
+        self._accept_thread.start()
+        self._monitor_thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop accepting, close every connection and join every thread of the server."""
+        if self._listener is None:
+            return
+        self._stopping.set()
+        assert self._wakeup is not None
+        self._wakeup[1].send(b"x")
+        if self._accept_thread is not None:
+            self._accept_thread.join()
+        if self._monitor_thread is not None:
+            self._monitor_thread.join()
+        self._listener.close()
+        for s in self._wakeup:
+            s.close()
+        with self._lock:
+            connections = list(self._connections.values())
+        for sock, _ in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        # A thread that already left _connections may still be finishing: join them all.
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join()
+        self._listener = None
+        self._wakeup = None
+
+    def __enter__(self) -> StudyServer:
+        if self._listener is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -----------------------------------------------------------------------------------------
+    # What clients need to know.
+
+    @property
+    def storage(self) -> BaseStorage:
+        """The storage being served."""
+        return self._storage
+
+    @property
+    def host(self) -> str:
+        """The bound address."""
+        return str(self._bound()[0])
+
+    @property
+    def port(self) -> int:
+        """The bound port (the one picked when ``port=0`` was asked)."""
+        return int(self._bound()[1])
+
+    @property
+    def token(self) -> str:
+        """The shared secret clients must present."""
+        return self._token
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Everything a client needs to connect (including the token: keep it secret)."""
+        cadata = None
+        if self._tls_certfile is not None:
+            with open(self._tls_certfile) as f:
+                cadata = f.read()
+        return Endpoint(self.host, self.port, self._token, tls_cadata=cadata)
+
+    def _bound(self) -> tuple[Any, ...]:
+        if self._listener is None:
+            raise RuntimeError("The StudyServer is not started; call start() or use `with`.")
+        return tuple(self._listener.getsockname())
+
+    # -----------------------------------------------------------------------------------------
+    # Studies being optimized.
+
+    def add_run(self, run: StudyRun) -> None:
+        """Serve ``run`` to its workers (its study must use this server's storage)."""
+        self._runs.add(run)
+
+    def remove_run(self, run: StudyRun) -> None:
+        self._runs.remove(run)
+
+    # -----------------------------------------------------------------------------------------
+    # Serving.
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None and self._wakeup is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._listener, selectors.EVENT_READ)
+            sel.register(self._wakeup[0], selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in sel.select():
+                    if key.fileobj is not self._listener or self._stopping.is_set():
+                        continue
+                    try:
+                        sock, _addr = self._listener.accept()
+                    except OSError:
+                        continue
+                    if not self._handshakes.acquire(blocking=False):
+                        # Too many connections have not proved the token yet: refuse more
+                        # rather than hold a thread for each (a port scan, a flood).
+                        sock.close()
+                        continue
+                    conn_id = next(self._conn_ids)
+                    thread = threading.Thread(
+                        target=self._serve_connection,
+                        args=(sock, conn_id),
+                        name=f"optuna-spark-conn-{conn_id}",
+                        daemon=True,
+                    )
+                    with self._lock:
+                        self._connections[conn_id] = (sock, thread)
+                        self._threads = [t for t in self._threads if t.is_alive()]
+                        self._threads.append(thread)
+                    try:
+                        thread.start()
+                    except RuntimeError:  # no more threads: refuse this one, keep serving
+                        with self._lock:
+                            self._connections.pop(conn_id, None)
+                            self._threads.remove(thread)
+                        self._handshakes.release()
+                        sock.close()
+
+    def _monitor_loop(self) -> None:
+        while not self._stopping.wait(self._heartbeat_interval / 4):
+            for listener in self._tick_listeners:
+                try:
+                    listener()
+                except Exception:
+                    _logger.exception("A periodic check of the server failed.")
+
+    def _serve_connection(self, raw: socket.socket, conn_id: int) -> None:
+        sock = raw
+        try:
+            try:
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                raw.settimeout(self._handshake_timeout)
+                if self._ssl_context is not None:
+                    sock = self._ssl_context.wrap_socket(raw, server_side=True)
+                    with self._lock:
+                        self._connections[conn_id] = (sock, self._connections[conn_id][1])
+                authenticated = frames.server_handshake(sock, self._token_bytes)
+            finally:
+                self._handshakes.release()
+            if not authenticated:
+                _logger.warning("Rejected a connection that failed authentication.")
+                return
+            sock.settimeout(None)
+            self._serve_requests(sock, conn_id)
+        except (OSError, ssl.SSLError, ConnectionError, ProtocolError):
+            pass
+        finally:
+            with self._lock:
+                self._connections.pop(conn_id, None)
+            for listener in self._closed_listeners:
+                try:
+                    listener(conn_id)
+                except Exception:
+                    _logger.exception("Cleaning up after a closed connection failed.")
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _serve_requests(self, sock: socket.socket, conn_id: int) -> None:
+        routes, request_type = self._routes, self._request_type
+        while True:
+            try:
+                body = frames.recv_frame(sock, self._max_bytes)
+            except ProtocolError as e:
+                # The stream cannot be resynchronized after a refused frame: answer and close.
+                sock.sendall(frames.frame(codec.encode_reply(False, encode_error(e))))
+                return
+            try:
+                request = codec.decode(body, request_type)
+                reply = codec.encode_reply(True, routes[type(request)](request, conn_id))
+            except Exception as e:
+                reply = codec.encode_reply(False, encode_error(e))
+            sock.sendall(frames.frame(reply))
+
+
+#: The former name of :class:`StudyServer`.
+StorageServer = StudyServer

@@ -1,0 +1,312 @@
+"""``SparkExecutor``: ``Study.optimize`` on long-running Spark tasks."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import warnings
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from optuna_spark import _optuna_adapter as optuna_adapter
+from optuna_spark._validate import check_positive
+from optuna_spark.coordinator import StopReason
+from optuna_spark.coordinator import StudyRun
+from optuna_spark.coordinator import StudyServer
+from optuna_spark.exceptions import OptunaSparkError
+from optuna_spark.exceptions import SparkSetupError
+from optuna_spark.spark import _session
+from optuna_spark.spark._job import SparkJob
+from optuna_spark.spark._progress import ProgressBar
+from optuna_spark.spark._supervise import supervise
+from optuna_spark.worker._loop import WorkerSpec
+from optuna_spark.worker._spark_task import make_task
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_logger = logging.getLogger(__name__)
+
+ObjectiveFuncType = Callable[[optuna.trial.BaseTrial], Any]
+
+
+class SparkExecutor:
+    """Runs ``optuna.Study.optimize`` on Spark: one job whose tasks live for the whole study.
+
+    Each of the ``n_workers`` tasks connects back to a service on the driver and keeps asking
+    it for the next trial. The study's sampler and pruner run on the driver, once, with every
+    worker's results in view; any Optuna sampler, pruner and storage works unchanged.
+
+    Args:
+        spark: The session to run on. ``None`` uses the active session, or starts an embedded
+            local one (``local[n_workers, retries]``, executors on this interpreter).
+        n_workers: Concurrent trials (Spark tasks). Defaults to the session's
+            ``defaultParallelism``, capped by ``n_trials``.
+        service_host: Address the driver's service binds to. Defaults to where Spark says the
+            driver lives (``spark.driver.host``; the loopback address in local mode).
+        service_port: Port of the service; ``0`` picks a free one. Fix it for clusters behind
+            a firewall.
+        heartbeat_interval: Seconds between a busy worker's heartbeats.
+        heartbeat_grace: Seconds without a heartbeat after which a running trial is failed as
+            "worker lost".
+        trial_timeout: Seconds a trial may run; a longer one is failed with reason "timeout",
+            and its worker process is ended (Spark then retries the task, which continues
+            with the next trial) when the objective still has not returned
+            ``stuck_grace`` seconds later.
+        stuck_grace: See ``trial_timeout``. Also how long trials still running after another
+            trial's uncaught exception have to stop by themselves before they are failed and
+            the job is cancelled.
+        stop_running_trials: When the study stops early (timeout, ``study.stop()``, an error,
+            Ctrl-C), running trials learn it at their next ``should_prune`` (it answers
+            ``True``) so that ``optimize`` returns promptly.
+        retry_lost_trials: Run the parameters of a trial whose worker was lost once more.
+        tls_certfile: Serve the driver's service over TLS with this PEM certificate.
+        tls_keyfile: Key of ``tls_certfile`` when it is a separate file.
+        tls_server_hostname: The name workers check the certificate against (default: the
+            address they connect to, which the certificate must then name).
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna
+            from optuna_spark import SparkExecutor
+
+
+            def objective(trial):
+                x = trial.suggest_float("x", -10, 10)
+                return (x - 2) ** 2
+
+
+            study = optuna.create_study()
+            SparkExecutor(n_workers=2).optimize(study, objective, n_trials=20)
+            print(study.best_params)
+    """
+
+    def __init__(
+        self,
+        spark: SparkSession | None = None,
+        *,
+        n_workers: int | None = None,
+        service_host: str | None = None,
+        service_port: int = 0,
+        heartbeat_interval: float = 5.0,
+        heartbeat_grace: float = 60.0,
+        trial_timeout: float | None = None,
+        stuck_grace: float = 30.0,
+        stop_running_trials: bool = True,
+        retry_lost_trials: bool = False,
+        tls_certfile: str | None = None,
+        tls_keyfile: str | None = None,
+        tls_server_hostname: str | None = None,
+    ) -> None:
+        if n_workers is not None and (
+            isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1
+        ):
+            raise ValueError(f"n_workers must be a positive int or None, but got {n_workers=}.")
+        check_positive("trial_timeout", trial_timeout)
+        check_positive("stuck_grace", stuck_grace)
+        if heartbeat_interval <= 0 or heartbeat_grace <= heartbeat_interval:
+            raise ValueError(
+                "heartbeat_grace must be longer than heartbeat_interval (both positive), but "
+                f"got {heartbeat_interval=} and {heartbeat_grace=}."
+            )
+        self._spark = spark
+        self._n_workers = n_workers
+        self._service_host = service_host
+        self._service_port = service_port
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat_grace = heartbeat_grace
+        self._trial_timeout = trial_timeout
+        self._stuck_grace = stuck_grace
+        self._stop_running_trials = stop_running_trials
+        self._retry_lost_trials = retry_lost_trials
+        self._tls = (tls_certfile, tls_keyfile)
+        self._tls_server_hostname = tls_server_hostname
+
+    @property
+    def spark(self) -> SparkSession:
+        """The session trials run on (started on first use when none was given)."""
+        if self._spark is None:
+            self._spark = _session.active_session() or _session.embedded_session(
+                self._n_workers or _default_local_slots()
+            )
+        return self._spark
+
+    def optimize(
+        self,
+        study: optuna.Study,
+        func: ObjectiveFuncType,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        catch: tuple[type[Exception], ...] = (),
+        callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
+        show_progress_bar: bool = False,
+    ) -> None:
+        """Optimize ``study`` with ``func`` on Spark, with ``Study.optimize``'s contract.
+
+        It returns when ``n_trials`` trials have been run by this call, ``timeout`` seconds
+        have passed, ``study.stop()`` was called (from a callback or an objective), or the
+        sampler is exhausted; with none of those it runs until one of them happens.
+
+        Args:
+            study: The study to optimize; any sampler, pruner and storage.
+            func: The objective. It runs in Spark tasks, called with a trial that behaves as
+                ``optuna.Trial``; it is shipped by Spark, so it must be picklable.
+            n_trials: How many trials this call runs.
+            timeout: Seconds after which no new trial starts.
+            catch: Exception types that fail a trial without stopping the study.
+            callbacks: ``callback(study, frozen_trial)``, run on the driver after each trial.
+            show_progress_bar: Show a tqdm bar with finished, pruned and failed trials and the
+                best value.
+
+        Raises:
+            Exception: The objective's own uncaught exception (same type for built-in and
+                Optuna exception types, else :class:`~optuna_spark.RemoteError`), with the
+                worker's traceback as its ``__cause__``.
+            KeyboardInterrupt: After cancelling the Spark job and failing running trials.
+        """
+        _check_optimize_args(study, func, n_trials, timeout, catch)
+        if n_trials == 0:
+            return  # nothing to run: no session, no service, nothing written
+
+        spark = self.spark
+        _warn_if_no_task_retries(spark)
+        n_workers = self._n_workers or spark.sparkContext.defaultParallelism
+        if n_trials is not None:
+            n_workers = max(1, min(n_workers, n_trials))
+        run = StudyRun(
+            study,
+            n_trials=n_trials,
+            timeout=timeout,
+            callbacks=callbacks,
+            heartbeat_grace=self._heartbeat_grace,
+            trial_timeout=self._trial_timeout,
+            stop_running_trials=self._stop_running_trials,
+            retry_lost_trials=self._retry_lost_trials,
+        )
+        server = self._server(spark, study)
+        progress = ProgressBar(run, show_progress_bar, n_workers)
+        with server:
+            server.add_run(run)
+            job = self._job(spark, study, run, server, n_workers, func, catch)
+            try:
+                job.start()
+                job_ended_early = supervise(
+                    run,
+                    job,
+                    n_workers=n_workers,
+                    stuck_grace=self._stuck_grace,
+                    stop_running_trials=self._stop_running_trials,
+                    wind_down=max(30.0, 3 * self._heartbeat_interval),
+                )
+            except KeyboardInterrupt:
+                # Fail the running trials before cancelling, so that their reason is the
+                # interruption and not the workers' lost connections.
+                run.stop(StopReason.INTERRUPTED)
+                run.fail_running("interrupted: KeyboardInterrupt on the driver")
+                job.cancel()
+                raise
+            finally:
+                progress.close()
+                server.remove_run(run)
+        if run.error is not None:
+            raise run.error
+        if job_ended_early and job.error is not None:
+            raise OptunaSparkError(
+                f"The Spark job of study '{study.study_name}' failed before the study was "
+                f"over ({run.n_finished} trials finished): {job.failure_message()}"
+            ) from job.error
+
+    def _server(self, spark: SparkSession, study: optuna.Study) -> StudyServer:
+        """The server the workers reach the run through (not started yet)."""
+        return StudyServer(
+            optuna_adapter.storage_of(study),
+            host=self._service_host or _session.driver_host(spark),
+            port=self._service_port,
+            tls_certfile=self._tls[0],
+            tls_keyfile=self._tls[1],
+            heartbeat_interval=min(1.0, self._heartbeat_interval),
+        )
+
+    def _job(
+        self,
+        spark: SparkSession,
+        study: optuna.Study,
+        run: StudyRun,
+        server: StudyServer,
+        n_workers: int,
+        func: ObjectiveFuncType,
+        catch: tuple[type[Exception], ...],
+    ) -> SparkJob:
+        """The Spark job whose tasks serve ``run`` (not started yet)."""
+        spec = WorkerSpec(
+            dataclasses.replace(server.endpoint, tls_server_hostname=self._tls_server_hostname),
+            run.run_id,
+            heartbeat_interval=self._heartbeat_interval,
+            exit_if_stuck_after=self._stuck_grace if self._trial_timeout else None,
+        )
+        return SparkJob(
+            spark,
+            name=f"optuna-spark: study '{study.study_name}' on {n_workers} workers",
+            group=f"optuna-spark-{run.run_id}",
+            n_workers=n_workers,
+            task=make_task(spec, func, catch),
+            on_end=run.changes.notify,
+        )
+
+
+def _check_optimize_args(
+    study: optuna.Study,
+    func: ObjectiveFuncType,
+    n_trials: int | None,
+    timeout: float | None,
+    catch: tuple[type[Exception], ...],
+) -> None:
+    """Refuse bad input before Spark starts (``StudyRun`` checks the numbers again)."""
+    if not isinstance(catch, tuple):
+        raise TypeError(
+            f"The catch argument is of type '{type(catch).__name__}' but must be a tuple."
+        )
+    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int)):
+        raise TypeError(f"n_trials must be an int or None, but got {n_trials=}.")
+    check_positive("n_trials", n_trials, allow_zero=True)
+    check_positive("timeout", timeout)
+    if optuna_adapter.is_in_optimize_loop(study):
+        raise RuntimeError("Nested invocation of `Study.optimize` method isn't allowed.")
+    _check_picklable(func, catch)
+
+
+def _default_local_slots() -> int:
+    return os.cpu_count() or 1
+
+
+def _warn_if_no_task_retries(spark: SparkSession) -> None:
+    master = str(spark.sparkContext.getConf().get("spark.master", ""))
+    if re.fullmatch(r"local(\[(\d+|\*)\])?", master):
+        warnings.warn(
+            f"The Spark master {master!r} never retries a failed task, so a worker that dies "
+            "(or exits because its trial was stuck) ends its slot for the rest of the study. "
+            "Use a master such as 'local[4,4]' (4 slots, 4 attempts per task).",
+            stacklevel=3,
+        )
+
+
+def _check_picklable(func: ObjectiveFuncType, catch: tuple[type[Exception], ...]) -> None:
+    from pyspark import cloudpickle
+
+    try:
+        cloudpickle.dumps((func, catch))  # type: ignore[no-untyped-call]
+    except Exception as e:
+        raise SparkSetupError(
+            f"The objective cannot be shipped to Spark executors because it cannot be pickled: "
+            f"{e}. Objectives must not capture the study, a SparkSession/SparkContext, open "
+            "files, locks or connections; create those inside the objective."
+        ) from e

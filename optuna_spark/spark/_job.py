@@ -1,0 +1,124 @@
+"""The single Spark job of ``n_workers`` long-running tasks, run from a background thread."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from typing import Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_logger = logging.getLogger(__name__)
+
+#: Seconds :meth:`SparkJob.cancel` waits for Spark to end the job before it returns anyway.
+CANCEL_WAIT = 60.0
+
+
+class SparkJob:
+    """One Spark job whose ``n_workers`` tasks each run ``task`` (a worker loop).
+
+    Args:
+        spark: The session to run on.
+        name: What the job is called in Spark's UI.
+        group: The job group, so that cancelling ends exactly these tasks.
+        n_workers: How many tasks (Spark partitions) the job has.
+        task: The ``mapPartitions`` function every task runs.
+        on_end: Called from the job's thread when the job has ended, however it ended.
+    """
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        name: str,
+        group: str,
+        n_workers: int,
+        task: Any,
+        on_end: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._spark = spark
+        self.name = name
+        self.group = group
+        self._n_workers = n_workers
+        self._task = task
+        self._on_end = on_end
+        self._finished = threading.Event()
+        self._lock = threading.Lock()  # orders _detached against the end of the job
+        self._detached = False
+        self.error: BaseException | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    def start(self) -> None:
+        from pyspark import InheritableThread
+
+        InheritableThread(target=self._run, name="optuna-spark-job", daemon=True).start()
+
+    def _run(self) -> None:
+        sc = self._spark.sparkContext
+        try:
+            sc.setJobGroup(self.group, self.name, interruptOnCancel=True)
+            rdd = sc.parallelize(range(self._n_workers), self._n_workers)
+            rdd.mapPartitions(self._task).collect()
+        except BaseException as e:
+            self.error = e
+        finally:
+            with self._lock:
+                self._finished.set()
+                late = self._detached
+            if late:
+                self._log_late_error()
+            self._on_end()
+
+    def detach(self) -> None:
+        """The study is over: the tasks wind down by themselves, and an error Spark raises
+        for them (now, or later in the background) is logged rather than lost."""
+        with self._lock:
+            self._detached = True
+            ended = self._finished.is_set()
+        if ended:
+            self._log_late_error()
+
+    def _log_late_error(self) -> None:
+        if self.error is not None:
+            _logger.warning(
+                "The Spark job %r failed after its study was over: %s",
+                self.name,
+                self.failure_message(),
+            )
+
+    def cancel(self, wait: float = CANCEL_WAIT) -> bool:
+        """Cancel the job's tasks and wait up to ``wait`` seconds for Spark to end the job.
+
+        Returns whether it ended in time. Spark interrupts the tasks' Python workers; one stuck
+        in native code may take longer, and is then left to Spark.
+        """
+        self._spark.sparkContext.cancelJobGroup(self.group)
+        ended = self._finished.wait(timeout=wait)
+        if not ended:
+            _logger.warning(
+                "Spark had not ended the job %r %g s after cancelling it.", self.name, wait
+            )
+        return ended
+
+    def failure_message(self) -> str | None:
+        return None if self.error is None else spark_error_summary(self.error)
+
+
+def spark_error_summary(error: BaseException) -> str:
+    """The lines of a (Py4J-wrapped) Spark job failure that say what went wrong."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    aborted = next((ln for ln in lines if "Job aborted due to stage failure" in ln), None)
+    python = [
+        ln
+        for ln in lines
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b[^:]*: ", ln)
+        and not ln.startswith(("org.", "java.", "scala.", "py4j.", "Caused by"))
+    ]
+    parts = [p.lstrip(": ")[:500] for p in (aborted, python[-1] if python else None) if p]
+    return " | ".join(parts) or f"{type(error).__name__}: {lines[0] if lines else ''}"

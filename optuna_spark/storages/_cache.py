@@ -1,0 +1,76 @@
+"""What a ``RemoteStorage`` keeps of each study's trials between reads.
+
+Finished trials never change, so they are fetched once. Each read asks the server only for
+the trials that were unfinished at the last read and for those newer than the newest finished
+one it holds (trial ids grow in every Optuna storage), so a read costs O(trials that changed)
+on the wire, not O(all trials).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from collections.abc import Container
+
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_spark import _optuna_adapter as optuna_adapter
+
+#: Fetches ``(study_id, include, after_trial_id)``: the trials whose id is in ``include``
+#: or above ``after_trial_id``.
+Fetch = Callable[[int, list[int], int], list[FrozenTrial]]
+
+
+class _StudyTrials:
+    def __init__(self) -> None:
+        self.by_number: dict[int, FrozenTrial] = {}
+        self.unfinished_ids: set[int] = set()
+        self.last_finished_id = -1
+
+
+class TrialCache:
+    """Each study's trials as of the last read, refreshed by what changed since."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        self._fetch = fetch
+        self._lock = threading.Lock()
+        self._studies: dict[int, _StudyTrials] = {}
+
+    def forget(self, study_id: int) -> None:
+        with self._lock:
+            self._studies.pop(study_id, None)
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool, states: Container[TrialState] | None
+    ) -> list[FrozenTrial]:
+        with self._lock:
+            entry = self._studies.get(study_id)
+            if entry is None:
+                entry = self._studies[study_id] = _StudyTrials()
+            include, after = sorted(entry.unfinished_ids), entry.last_finished_id
+        # The fetch runs without the lock: the cache may be refreshed by two callers at once,
+        # and each merge below is correct on its own (finished records never change).
+        fetched = self._fetch(study_id, include, after)
+        with self._lock:
+            entry = self._studies.setdefault(study_id, entry)
+            for trial in fetched:
+                self._merge(entry, trial)
+            trials = sorted(entry.by_number.values(), key=lambda t: t.number)
+        if states is not None:
+            trials = [t for t in trials if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
+
+    @staticmethod
+    def _merge(entry: _StudyTrials, trial: FrozenTrial) -> None:
+        trial_id = optuna_adapter.trial_id_of(trial)
+        known = entry.by_number.get(trial.number)
+        if known is not None and known.state.is_finished():
+            return  # a slower concurrent read's older copy
+        entry.by_number[trial.number] = trial
+        if trial.state.is_finished():
+            entry.unfinished_ids.discard(trial_id)
+            entry.last_finished_id = max(entry.last_finished_id, trial_id)
+        else:
+            entry.unfinished_ids.add(trial_id)

@@ -1,0 +1,186 @@
+"""The client end of a connection: an :class:`Endpoint` to reach, a :class:`Connection`."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from optuna_spark.exceptions import ProtocolError
+from optuna_spark.wire import _codec as codec
+from optuna_spark.wire import _frames as frames
+from optuna_spark.wire._errors import rebuild_error
+from optuna_spark.wire.messages import Request
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """Where a server listens and how to prove we may talk to it.
+
+    It is plain data, so it pickles into Spark closures. The token is a secret: treat an
+    ``Endpoint`` like a password.
+    """
+
+    host: str
+    port: int
+    token: str = dataclasses.field(repr=False)
+    tls_cadata: str | None = dataclasses.field(default=None, repr=False)
+    tls_cafile: str | None = None
+    tls_server_hostname: str | None = None
+    connect_timeout: float = 10.0
+    timeout: float | None = None
+    max_message_bytes: int = frames.DEFAULT_MAX_REPLY_BYTES
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls_cadata is not None or self.tls_cafile is not None
+
+
+class Connection:
+    """One authenticated connection; ``call`` is thread-safe (calls are serialized)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
+        self._lock = threading.Lock()
+        token = frames.token_bytes(endpoint.token)
+        address = endpoint.address
+        try:
+            raw = socket.create_connection(
+                (endpoint.host, endpoint.port), timeout=endpoint.connect_timeout
+            )
+        except OSError as e:
+            raise ConnectionError(
+                f"Could not connect to the optuna-spark server at {address} within "
+                f"{endpoint.connect_timeout:g} s: {e}. Check that the driver's server is "
+                "running and reachable from this host."
+            ) from e
+        sock: socket.socket = raw
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if endpoint.uses_tls:
+                ctx = frames.client_ssl_context(endpoint.tls_cafile, endpoint.tls_cadata)
+                sock = ctx.wrap_socket(
+                    raw, server_hostname=endpoint.tls_server_hostname or endpoint.host
+                )
+            frames.client_handshake(sock, token, address)
+        except (OSError, ssl.SSLError) as e:
+            raw.close()
+            raise ConnectionError(
+                f"The connection to the optuna-spark server at {address} failed during the "
+                f"handshake: {e}."
+            ) from e
+        except BaseException:
+            raw.close()
+            raise
+        sock.settimeout(endpoint.timeout)
+        self._sock = sock
+        self._closed = False
+        self._pending: list[Any] = []  # reply types of send() requests not read yet
+        self._deferred: BaseException | None = None  # first error among them
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self._endpoint
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def call(self, request: Request, *, raise_deferred: bool = True) -> Any:
+        """Send ``request``, wait for its reply and return it; remote errors are raised here.
+
+        Replies to earlier :meth:`send` requests are read first. The first error among them
+        is raised here instead of sending this request (unless ``raise_deferred`` is false,
+        then it waits for the next call that allows it).
+        """
+        with self._lock:
+            self._drain_locked()
+            if raise_deferred and self._deferred is not None:
+                error, self._deferred = self._deferred, None
+                raise error
+            body = self._roundtrip_locked(request, wait=True)
+        assert body is not None
+        ok, result = codec.decode_reply(body, request.reply)
+        if ok:
+            return result
+        error = rebuild_error(result)
+        if isinstance(error, ProtocolError):
+            # The server drops a connection whose frame it refused (too large): so do we,
+            # so that the next call does not fail on a dead socket.
+            self.close()
+        raise error
+
+    def flush(self) -> None:
+        """Read the replies to earlier :meth:`send` requests; raise the first error among them."""
+        with self._lock:
+            self._drain_locked()
+            if self._deferred is not None:
+                error, self._deferred = self._deferred, None
+                raise error
+
+    def send(self, request: Request) -> None:
+        """Send a request without waiting for its reply (it is read by the next call).
+
+        For requests whose answer the caller does not need at once (``report``): it saves
+        a round trip while the server still handles requests in order.
+        """
+        with self._lock:
+            self._roundtrip_locked(request, wait=False)
+            self._pending.append(request.reply)
+
+    def _roundtrip_locked(self, request: Request, *, wait: bool) -> bytes | None:
+        if self._closed:
+            raise ConnectionError(f"The connection to {self._endpoint.address} is closed.")
+        data = frames.frame(codec.encode(request))  # bad arguments fail here, harmlessly
+        with self._io(type(request).__name__):
+            self._sock.sendall(data)
+            if not wait:
+                return None
+            return frames.recv_frame(self._sock, self._endpoint.max_message_bytes)
+
+    def _drain_locked(self) -> None:
+        while self._pending:
+            with self._io("a reply"):
+                body = frames.recv_frame(self._sock, self._endpoint.max_message_bytes)
+            reply_type = self._pending.pop(0)
+            ok, result = codec.decode_reply(body, reply_type)
+            if not ok and self._deferred is None:
+                self._deferred = rebuild_error(result)
+
+    @contextlib.contextmanager
+    def _io(self, what: str) -> Iterator[None]:
+        """Close the connection on any interruption of a request or a reply in flight.
+
+        A reply left unread (Ctrl-C between send and receive, say) would otherwise be taken
+        for the answer to the next request.
+        """
+        try:
+            yield
+        except (OSError, ProtocolError) as e:
+            self._close_locked()
+            raise ConnectionError(
+                f"Lost the connection to the optuna-spark server at "
+                f"{self._endpoint.address} during {what}: {e}"
+            ) from e
+        except BaseException:
+            self._close_locked()
+            raise
+
+    def _close_locked(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(OSError):
+                self._sock.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_locked()

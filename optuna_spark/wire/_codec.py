@@ -1,0 +1,65 @@
+"""Encoding and decoding of messages: msgspec's msgpack, typed, validated while decoding."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import msgspec
+
+from optuna_spark.exceptions import ProtocolError
+from optuna_spark.wire.messages import ErrorInfo
+from optuna_spark.wire.messages import Reply
+
+
+def _enc_hook(obj: Any) -> Any:
+    """Numpy scalars and other ``.item()``-able numbers travel as Python numbers."""
+    item = getattr(obj, "item", None)
+    if callable(item):
+        value = item()
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+    raise TypeError(
+        f"{obj!r} of type {type(obj).__name__} cannot be sent to the driver: use JSON-like "
+        "values (None, bool, int, float, str, list, dict)."
+    )
+
+
+_encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
+
+
+def encode(message: Any) -> bytes:
+    """``message`` as msgpack; ``TypeError`` when it holds something that is not plain data."""
+    try:
+        return _encoder.encode(message)
+    except OverflowError as e:
+        raise ValueError(f"A number is too large to be sent: {e}.") from None
+
+
+def encode_reply(ok: bool, body: Any) -> bytes:
+    """A :class:`Reply` envelope around ``body`` (a result, or an :class:`ErrorInfo`)."""
+    return encode(Reply(ok, msgspec.Raw(encode(body))))
+
+
+@functools.cache
+def decoder(type_: Any) -> msgspec.msgpack.Decoder[Any]:
+    """A (cached) decoder that accepts only ``type_``."""
+    return msgspec.msgpack.Decoder(type_)
+
+
+def decode(body: bytes | msgspec.Raw, type_: Any) -> Any:
+    """Decode ``body`` as ``type_``; anything else is a :class:`ProtocolError` saying why."""
+    try:
+        return decoder(type_).decode(body)
+    except msgspec.ValidationError as e:
+        raise ProtocolError(f"A message does not fit the wire schema: {e}.") from None
+    except msgspec.DecodeError as e:
+        raise ProtocolError(f"A message is not valid msgpack: {e}.") from None
+
+
+def decode_reply(body: bytes, type_: Any) -> tuple[bool, Any]:
+    """``(True, result of type_)`` or ``(False, ErrorInfo)`` from a reply frame's body."""
+    reply: Reply = decode(body, Reply)
+    if reply.ok:
+        return True, decode(reply.body, type_)
+    return False, decode(reply.body, ErrorInfo)

@@ -1,0 +1,134 @@
+"""Authentication handshake, length-prefixed frames and TLS contexts.
+
+Every connection starts with a mutual challenge-response over a shared secret token, before a
+single payload byte is decoded::
+
+    server -> client   MAGIC(4) PROTOCOL_VERSION(1) server_nonce(32)
+    client -> server   HMAC-SHA256(token, "c" + server_nonce)(32) client_nonce(32)
+    server -> client   status(1) [HMAC-SHA256(token, "s" + client_nonce)(32) when status is OK]
+
+After that each message is a frame: a 4-byte big-endian length, then that many bytes of
+msgpack holding one message of :mod:`optuna_spark.wire.messages`. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import socket
+import ssl
+import struct
+
+from optuna_spark.exceptions import AuthenticationError
+from optuna_spark.exceptions import ProtocolError
+from optuna_spark.wire.messages import PROTOCOL_VERSION
+
+MAGIC = b"OSPK"
+NONCE_BYTES = 32
+DIGEST_BYTES = 32
+STATUS_OK = 0
+STATUS_AUTH_FAILED = 1
+
+#: Largest request a server accepts by default, and largest reply a client accepts.
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_REPLY_BYTES = 1024 * 1024 * 1024
+
+HEADER = struct.Struct(">I")
+HELLO = struct.Struct(f">4sB{NONCE_BYTES}s")
+
+
+def _digest(token: bytes, role: bytes, nonce: bytes) -> bytes:
+    return hmac.new(token, role + nonce, hashlib.sha256).digest()
+
+
+def token_bytes(token: str) -> bytes:
+    """The token as the key of the handshake's HMAC; it must be a non-empty string."""
+    if not isinstance(token, str) or not token:
+        raise ValueError(f"The token must be a non-empty string, but got {token!r}.")
+    return token.encode("utf-8")
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    """Read exactly ``n`` bytes, or raise ``ConnectionError`` on end of stream."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if k == 0:
+            raise ConnectionError("the connection was closed by the peer")
+        got += k
+    return bytes(buf)
+
+
+def server_handshake(sock: socket.socket, token: bytes) -> bool:
+    """Authenticate a freshly accepted client. Returns whether it may go on."""
+    nonce = os.urandom(NONCE_BYTES)
+    sock.sendall(HELLO.pack(MAGIC, PROTOCOL_VERSION, nonce))
+    answer = recv_exact(sock, DIGEST_BYTES + NONCE_BYTES)
+    proof, client_nonce = answer[:DIGEST_BYTES], answer[DIGEST_BYTES:]
+    if not hmac.compare_digest(proof, _digest(token, b"c", nonce)):
+        sock.sendall(bytes([STATUS_AUTH_FAILED]))
+        return False
+    sock.sendall(bytes([STATUS_OK]) + _digest(token, b"s", client_nonce))
+    return True
+
+
+def client_handshake(sock: socket.socket, token: bytes, address: str) -> None:
+    """Prove the token to the server and check that the server knows it too."""
+    magic, version, nonce = HELLO.unpack(recv_exact(sock, HELLO.size))
+    if magic != MAGIC:
+        raise ProtocolError(f"{address} is not an optuna-spark server (bad greeting {magic!r}).")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"The optuna-spark server at {address} speaks protocol version {version}, but this "
+            f"client speaks version {PROTOCOL_VERSION}: install the same optuna-spark version "
+            "on the driver and on the workers."
+        )
+    client_nonce = os.urandom(NONCE_BYTES)
+    sock.sendall(_digest(token, b"c", nonce) + client_nonce)
+    status = recv_exact(sock, 1)[0]
+    if status != STATUS_OK:
+        raise AuthenticationError(
+            f"Authentication failed: the optuna-spark server at {address} rejected the token. "
+            "Use the token of the server you are connecting to (StudyServer.token)."
+        )
+    proof = recv_exact(sock, DIGEST_BYTES)
+    if not hmac.compare_digest(proof, _digest(token, b"s", client_nonce)):
+        raise AuthenticationError(
+            f"Authentication failed: the server at {address} does not know the token."
+        )
+
+
+def frame(body: bytes) -> bytes:
+    """The frame carrying ``body``."""
+    return HEADER.pack(len(body)) + body
+
+
+def recv_frame(sock: socket.socket, max_bytes: int) -> bytes:
+    """Read one frame's body, refusing frames larger than ``max_bytes`` before reading them."""
+    (size,) = HEADER.unpack(recv_exact(sock, HEADER.size))
+    if size > max_bytes:
+        raise ProtocolError(
+            f"A message of {size} bytes exceeds the limit of {max_bytes} bytes; "
+            "raise max_message_bytes on both ends if this is intended."
+        )
+    return recv_exact(sock, size)
+
+
+def server_ssl_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile, keyfile)
+    return ctx
+
+
+def client_ssl_context(cafile: str | None, cadata: str | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile, cadata=cadata)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    # Let a trusted certificate that is not a self-signed root anchor the chain (as Python
+    # 3.13 does by default): ``StudyServer.endpoint`` pins the server's own certificate,
+    # which a CA may have issued.
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return ctx

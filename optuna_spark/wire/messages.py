@@ -1,0 +1,374 @@
+"""Every message on the wire, as typed msgspec structures shared by both ends.
+
+A request is a tagged array: its first element names the request (``"get_trial"``,
+``"run.ask"``), the others are its fields in the order declared here. Decoding validates every
+field's type (a ``bool`` is not an ``int``, an unknown tag is refused) before any handler sees
+the request. Each request class names the type of its reply in ``reply``; replies travel as
+:class:`Reply` envelopes whose body is decoded with that type (or :class:`ErrorInfo`).
+
+The meaning of every position lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+from typing import ClassVar
+
+import msgspec
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+#: Bumped whenever a message changes shape; both ends must speak the same version.
+PROTOCOL_VERSION = 2
+
+#: What a categorical parameter may be on the wire (Optuna's ``CategoricalChoiceType``).
+Choice = None | bool | int | float | str
+
+
+class Request(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, tag=True):
+    """Base class of requests; ``reply`` is the type the server answers with."""
+
+    reply: ClassVar[Any] = None
+
+
+class RunRequest(Request, frozen=True):
+    """A request about one optimization run open on the server."""
+
+    run_id: str
+
+
+class TrialRequest(RunRequest, frozen=True):
+    """A request about one trial a worker is running."""
+
+    trial_id: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Data.
+
+
+class ErrorInfo(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """An exception raised on the other end."""
+
+    type: str
+    message: str
+    traceback: str = ""
+    bases: list[str] = []
+
+
+class Reply(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """The envelope of every reply: ``body`` is the result, or an :class:`ErrorInfo`."""
+
+    ok: bool
+    body: msgspec.Raw
+
+
+class TrialData(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """An Optuna ``FrozenTrial``; distributions as ``distribution_to_json`` text."""
+
+    trial_id: int
+    number: int
+    state: TrialState
+    values: list[float] | None
+    datetime_start: datetime.datetime | None
+    datetime_complete: datetime.datetime | None
+    params: dict[str, Any]
+    distributions: dict[str, str]
+    user_attrs: dict[str, Any]
+    system_attrs: dict[str, Any]
+    intermediate_values: dict[int, float]
+
+
+class StudyData(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """An Optuna ``FrozenStudy``."""
+
+    study_id: int
+    study_name: str
+    directions: list[StudyDirection]
+    user_attrs: dict[str, Any]
+    system_attrs: dict[str, Any]
+
+
+class WorkerInfo(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """Where a worker runs, recorded on each of its trials (``optuna_spark:worker``)."""
+
+    host: str
+    pid: int
+    stage: int | None = None
+    partition: int | None = None
+    attempt: int | None = None
+    task_attempt_id: int | None = None
+    executor_id: str | None = None
+    gpus: list[str] | None = None
+    extra: dict[str, str | int | float | bool | None] = {}
+
+
+class AskReply(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """A trial handed to a worker."""
+
+    trial_id: int
+    number: int
+    study_name: str
+
+
+class RunningTrialData(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """What a worker may read of the trial it runs."""
+
+    params: dict[str, Any]
+    distributions: dict[str, str]
+    user_attrs: dict[str, Any]
+    datetime_start: datetime.datetime | None
+    constraints: dict[str, float]
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests any client may send: the storage, method by method (``optuna.storages.BaseStorage``).
+
+
+class Ping(Request, frozen=True, tag="ping"):
+    reply = str
+
+
+class CreateNewStudy(Request, frozen=True, tag="create_new_study"):
+    directions: list[StudyDirection]
+    study_name: str | None
+    reply = int
+
+
+class DeleteStudy(Request, frozen=True, tag="delete_study"):
+    study_id: int
+
+
+class SetStudyUserAttr(Request, frozen=True, tag="set_study_user_attr"):
+    study_id: int
+    key: str
+    value: Any
+
+
+class SetStudySystemAttr(Request, frozen=True, tag="set_study_system_attr"):
+    study_id: int
+    key: str
+    value: Any
+
+
+class GetStudyIdFromName(Request, frozen=True, tag="get_study_id_from_name"):
+    study_name: str
+    reply = int
+
+
+class GetStudyNameFromId(Request, frozen=True, tag="get_study_name_from_id"):
+    study_id: int
+    reply = str
+
+
+class GetStudyDirections(Request, frozen=True, tag="get_study_directions"):
+    study_id: int
+    reply = list[StudyDirection]
+
+
+class GetStudyUserAttrs(Request, frozen=True, tag="get_study_user_attrs"):
+    study_id: int
+    reply = dict[str, Any]
+
+
+class GetStudySystemAttrs(Request, frozen=True, tag="get_study_system_attrs"):
+    study_id: int
+    reply = dict[str, Any]
+
+
+class GetAllStudies(Request, frozen=True, tag="get_all_studies"):
+    reply = list[StudyData]
+
+
+class CreateNewTrial(Request, frozen=True, tag="create_new_trial"):
+    study_id: int
+    template: TrialData | None
+    reply = int
+
+
+class SetTrialParam(Request, frozen=True, tag="set_trial_param"):
+    trial_id: int
+    name: str
+    value_internal: float
+    distribution: str
+
+
+class GetTrialIdFromStudyIdTrialNumber(
+    Request, frozen=True, tag="get_trial_id_from_study_id_trial_number"
+):
+    study_id: int
+    number: int
+    reply = int
+
+
+class GetTrialNumberFromId(Request, frozen=True, tag="get_trial_number_from_id"):
+    trial_id: int
+    reply = int
+
+
+class GetTrialParam(Request, frozen=True, tag="get_trial_param"):
+    trial_id: int
+    name: str
+    reply = float
+
+
+class SetTrialStateValues(Request, frozen=True, tag="set_trial_state_values"):
+    trial_id: int
+    state: TrialState
+    values: list[float] | None
+    reply = bool
+
+
+class SetTrialIntermediateValue(Request, frozen=True, tag="set_trial_intermediate_value"):
+    trial_id: int
+    step: int
+    value: float
+
+
+class SetTrialUserAttr(Request, frozen=True, tag="set_trial_user_attr"):
+    trial_id: int
+    key: str
+    value: Any
+
+
+class SetTrialSystemAttr(Request, frozen=True, tag="set_trial_system_attr"):
+    trial_id: int
+    key: str
+    value: Any
+
+
+class GetTrial(Request, frozen=True, tag="get_trial"):
+    trial_id: int
+    reply = TrialData
+
+
+class GetTrials(Request, frozen=True, tag="get_trials"):
+    """The study's trials that the client does not hold finished already.
+
+    That is every trial whose id is in ``include`` or above ``after_trial_id``; ``include=[]``
+    and ``after_trial_id=-1`` read them all.
+    """
+
+    study_id: int
+    include: list[int]
+    after_trial_id: int
+    reply = list[TrialData]
+
+
+class GetNTrials(Request, frozen=True, tag="get_n_trials"):
+    study_id: int
+    states: list[TrialState] | None
+    reply = int
+
+
+class GetBestTrial(Request, frozen=True, tag="get_best_trial"):
+    study_id: int
+    reply = TrialData
+
+
+class GetTrialParams(Request, frozen=True, tag="get_trial_params"):
+    trial_id: int
+    reply = dict[str, Any]
+
+
+class GetTrialUserAttrs(Request, frozen=True, tag="get_trial_user_attrs"):
+    trial_id: int
+    reply = dict[str, Any]
+
+
+class GetTrialSystemAttrs(Request, frozen=True, tag="get_trial_system_attrs"):
+    trial_id: int
+    reply = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests of workers serving a run.
+
+
+class Ask(RunRequest, frozen=True, tag="run.ask"):
+    """The next trial for this worker; ``None`` tells it to stop."""
+
+    worker: WorkerInfo
+    reply = AskReply | None
+
+
+class SuggestFloat(TrialRequest, frozen=True, tag="run.suggest_float"):
+    name: str
+    low: float
+    high: float
+    step: float | None
+    log: bool
+    reply = float
+
+
+class SuggestInt(TrialRequest, frozen=True, tag="run.suggest_int"):
+    name: str
+    low: int
+    high: int
+    step: int
+    log: bool
+    reply = int
+
+
+class SuggestCategorical(TrialRequest, frozen=True, tag="run.suggest_categorical"):
+    name: str
+    choices: list[Choice]
+    reply = Choice
+
+
+class SetUserAttr(TrialRequest, frozen=True, tag="run.set_user_attr"):
+    key: str
+    value: Any
+
+
+class SetConstraint(TrialRequest, frozen=True, tag="run.set_constraint"):
+    key: str
+    value: float
+
+
+class GetRunningTrial(TrialRequest, frozen=True, tag="run.get_trial"):
+    reply = RunningTrialData
+
+
+class Report(TrialRequest, frozen=True, tag="run.report"):
+    """An intermediate value; workers send it without waiting for the reply."""
+
+    value: float
+    step: int
+
+
+class ShouldPrune(TrialRequest, frozen=True, tag="run.should_prune"):
+    reply = bool
+
+
+class Heartbeat(RunRequest, frozen=True, tag="run.heartbeat"):
+    """Signs of life; the reply lists the trials the driver no longer runs."""
+
+    trial_ids: list[int]
+    reply = list[int]
+
+
+#: What an objective returned, as it travels: numbers as floats, anything else as its repr.
+ReturnedValues = float | str | list[float | str] | None
+
+
+class TellValues(TrialRequest, frozen=True, tag="run.tell_values"):
+    """The objective returned; Optuna's own checks decide the state."""
+
+    values: ReturnedValues
+
+
+class TellPruned(TrialRequest, frozen=True, tag="run.tell_pruned"):
+    """The objective raised ``optuna.TrialPruned``."""
+
+
+class TellFailed(TrialRequest, frozen=True, tag="run.tell_failed"):
+    """The objective raised ``error``; ``caught`` when its type is in ``catch``."""
+
+    error: ErrorInfo
+    caught: bool
+
+
+class StopStudy(RunRequest, frozen=True, tag="run.stop_study"):
+    """``study.stop()`` called by an objective."""

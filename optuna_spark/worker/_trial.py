@@ -1,0 +1,224 @@
+"""``RemoteTrial``: the worker's ``optuna.trial.BaseTrial``, executed by the driver."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any
+from typing import overload
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.distributions import CategoricalChoiceType
+from optuna.distributions import json_to_distribution
+from optuna.trial import BaseTrial
+
+from optuna_spark.storages._remote import RemoteStorage
+from optuna_spark.wire import messages as m
+from optuna_spark.wire._client import Connection
+
+
+class RemoteTrial(BaseTrial):
+    """A trial whose every decision is made by the driver's real ``optuna.Trial``.
+
+    Objectives receive it instead of ``optuna.Trial`` when they run on a worker; it behaves the
+    same: ``suggest_*`` returns what the driver's sampler picked, ``report`` records the value
+    on the driver, ``should_prune`` is answered by the driver's pruner (which sees every
+    worker's reports), and ``study`` is the study itself, read through
+    :class:`~optuna_spark.RemoteStorage`.
+
+    ``report`` does not wait for the driver: its reply is read by the next call, so a
+    ``report`` followed by ``should_prune`` costs one round trip.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        run_id: str,
+        trial_id: int,
+        number: int,
+        study_name: str,
+        storage: RemoteStorage | None = None,
+    ) -> None:
+        self._conn = conn
+        self._run_id = run_id
+        self._trial_id = trial_id
+        self._number = number
+        self._study_name = study_name
+        self._storage = storage
+        self._study: optuna.Study | None = None
+
+    def __repr__(self) -> str:
+        return f"RemoteTrial(number={self._number})"
+
+    def _running(self) -> m.RunningTrialData:
+        data: m.RunningTrialData = self._conn.call(m.GetRunningTrial(self._run_id, self._trial_id))
+        return data
+
+    # -----------------------------------------------------------------------------------------
+    # Suggestions.
+
+    def suggest_float(
+        self,
+        name: str,
+        low: float,
+        high: float,
+        *,
+        step: float | None = None,
+        log: bool = False,
+    ) -> float:
+        step = None if step is None else float(step)
+        request = m.SuggestFloat(
+            self._run_id, self._trial_id, name, float(low), float(high), step, bool(log)
+        )
+        return float(self._conn.call(request))
+
+    def suggest_uniform(self, name: str, low: float, high: float) -> float:
+        return self.suggest_float(name, low, high)
+
+    def suggest_loguniform(self, name: str, low: float, high: float) -> float:
+        return self.suggest_float(name, low, high, log=True)
+
+    def suggest_discrete_uniform(self, name: str, low: float, high: float, q: float) -> float:
+        return self.suggest_float(name, low, high, step=q)
+
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> int:
+        request = m.SuggestInt(
+            self._run_id,
+            self._trial_id,
+            name,
+            operator.index(low),
+            operator.index(high),
+            operator.index(step),
+            bool(log),
+        )
+        return int(self._conn.call(request))
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[None]) -> None: ...
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[bool]) -> bool: ...
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[int]) -> int: ...
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[float]) -> float: ...
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[str]) -> str: ...
+
+    @overload
+    def suggest_categorical(
+        self, name: str, choices: Sequence[CategoricalChoiceType]
+    ) -> CategoricalChoiceType: ...
+
+    def suggest_categorical(
+        self, name: str, choices: Sequence[CategoricalChoiceType]
+    ) -> CategoricalChoiceType:
+        wire = list(choices)
+        for choice in wire:
+            if choice is not None and not isinstance(choice, (bool, int, float, str)):
+                raise TypeError(
+                    f"Categorical choices sent to the driver must be None, bool, int, float or "
+                    f"str, but {name!r} has {choice!r} of type {type(choice).__name__}. Suggest "
+                    "an index or a name and map it to the object in the objective."
+                )
+        value = self._conn.call(m.SuggestCategorical(self._run_id, self._trial_id, name, wire))
+        # Hand back the caller's own object (for example a float 1.0 and not an int 1).
+        for choice in choices:
+            if choice == value and type(choice) is type(value):
+                return choice
+        return value  # type: ignore[no-any-return]
+
+    # -----------------------------------------------------------------------------------------
+    # Pruning.
+
+    def report(self, value: float, step: int) -> None:
+        value = _as_float(value)
+        try:
+            step = operator.index(step)
+        except TypeError:
+            raise TypeError(
+                f"The `step` argument is of type '{type(step)}' but supposed to be an int."
+            ) from None
+        # Fire and forget: the driver records reports in order; an error (the trial is no
+        # longer running) is raised by the next call. ``should_prune`` asks the pruner only
+        # when the objective asks, exactly as in-process (some pruners record state then).
+        self._conn.send(m.Report(self._run_id, self._trial_id, value, step))
+
+    def should_prune(self) -> bool:
+        return bool(self._conn.call(m.ShouldPrune(self._run_id, self._trial_id)))
+
+    # -----------------------------------------------------------------------------------------
+    # Attributes.
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self._conn.call(m.SetUserAttr(self._run_id, self._trial_id, key, value))
+
+    def set_constraint(self, key: str, value: float) -> None:
+        value = _as_float(value)
+        if math.isnan(value):
+            raise ValueError(f"Attempted to set a constraint for {key!r}, but NaN is not allowed.")
+        self._conn.call(m.SetConstraint(self._run_id, self._trial_id, key, value))
+
+    @property
+    def constraints(self) -> dict[str, float]:
+        return dict(self._running().constraints)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._running().params)
+
+    @property
+    def distributions(self) -> dict[str, BaseDistribution]:
+        return {k: json_to_distribution(v) for k, v in self._running().distributions.items()}
+
+    @property
+    def user_attrs(self) -> dict[str, Any]:
+        return dict(self._running().user_attrs)
+
+    @property
+    def datetime_start(self) -> datetime.datetime | None:
+        return self._running().datetime_start
+
+    @property
+    def number(self) -> int:
+        return self._number
+
+    @property
+    def study(self) -> optuna.Study:
+        """The study, read and written through :class:`~optuna_spark.RemoteStorage`."""
+        if self._study is None:
+            if self._storage is None:
+                self._storage = RemoteStorage.from_endpoint(self._conn.endpoint)
+            self._study = _WorkerStudy(self, self._study_name, self._storage)
+        return self._study
+
+
+def _as_float(value: Any) -> float:
+    """``float(value)``, with Optuna's own message when it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"The `value` argument is of type '{type(value)}' but supposed to be a float."
+        ) from None
+
+
+class _WorkerStudy(optuna.Study):
+    """The study as seen from a worker; ``stop()`` asks the driver to stop the run."""
+
+    def __init__(self, trial: RemoteTrial, study_name: str, storage: RemoteStorage) -> None:
+        super().__init__(study_name=study_name, storage=storage)
+        self._remote_trial = trial
+
+    def stop(self) -> None:
+        """Stop the driver's optimization after the running trials, as ``Study.stop``."""
+        t = self._remote_trial
+        t._conn.call(m.StopStudy(t._run_id))
