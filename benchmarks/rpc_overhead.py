@@ -2,7 +2,7 @@
 
 A no-op objective (2 ``suggest_float``, 3 ``report`` + ``should_prune``) runs
 
-* through the service: a ``StorageServer`` + ``StudyRun`` on the driver, 2 worker OS
+* through the service: a ``StudyServer`` + ``StudyRun`` on the driver, 2 worker OS
   processes running ``run_worker`` (what each Spark task runs), and
 * in-process: ``study.optimize(objective, n_jobs=2)``,
 
@@ -33,8 +33,8 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from optuna_spark import StorageServer
 from optuna_spark import StudyRun
+from optuna_spark import StudyServer
 from optuna_spark import WorkerSpec
 from optuna_spark import run_worker
 from optuna_spark.wire import Connection
@@ -89,7 +89,7 @@ def _trials_per_second(study: optuna.Study, n_trials: int) -> float:
 
 def run_service(kind: str, n_trials: int, tmpdir: str, seed: int) -> float:
     storage = _make_storage(kind, tmpdir)
-    with StorageServer(storage) as server:
+    with StudyServer(storage) as server:
         study = _new_study(server.storage, seed)
         run = StudyRun(study, n_trials=n_trials)
         server.add_run(run)
@@ -115,7 +115,7 @@ def run_in_process(kind: str, n_trials: int, tmpdir: str, seed: int) -> float:
 
 def ping_latency_us(n_calls: int = 5000) -> float:
     """Median round trip of one ``ping`` on an idle server, in microseconds."""
-    with StorageServer(optuna.storages.InMemoryStorage()) as server:
+    with StudyServer(optuna.storages.InMemoryStorage()) as server:
         conn = Connection(server.endpoint)
         try:
             for _ in range(200):  # warm up
