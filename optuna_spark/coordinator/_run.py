@@ -139,10 +139,6 @@ class StudyRun:
         return self._state.reason
 
     @property
-    def stop_detail(self) -> str:
-        return self._state.detail
-
-    @property
     def error(self) -> BaseException | None:
         return self._state.error
 

@@ -75,6 +75,7 @@ def test_reads_match_the_storage_for_every_filter_and_copy(
             local.tell(trial, state=TrialState.PRUNED)
     local.enqueue_trial({"i": 3})
     study_id = storage.get_study_id_from_name("s")
+    expected_all = server.storage.get_all_trials(study_id)
     for states in (None, (TrialState.COMPLETE,), (TrialState.RUNNING, TrialState.WAITING), ()):
         expected = server.storage.get_all_trials(study_id, states=states)
         assert storage.get_all_trials(study_id, states=states) == expected
@@ -82,7 +83,13 @@ def test_reads_match_the_storage_for_every_filter_and_copy(
 
     copy = storage.get_all_trials(study_id)
     copy[0].user_attrs["mutated"] = True  # a deep copy: the cache keeps its own
-    assert "mutated" not in storage.get_all_trials(study_id)[0].user_attrs
+    copy[0].system_attrs["mutated"] = True
+    copy[0].params["i"] = -1
+    copy[0].intermediate_values[9] = 9.0
+    copy.clear()
+    again = storage.get_all_trials(study_id)
+    assert again == expected_all
+    assert "mutated" not in again[0].user_attrs and "mutated" not in again[0].system_attrs
 
 
 def test_deleting_a_study_forgets_its_trials(
