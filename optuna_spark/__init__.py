@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from optuna_spark.exceptions import AuthenticationError
+from optuna_spark.exceptions import MessageTooLargeError
 from optuna_spark.exceptions import OptunaSparkError
 from optuna_spark.exceptions import ProtocolError
 from optuna_spark.exceptions import RemoteError
@@ -50,6 +51,7 @@ __all__ = [
     "AuthenticationError",
     "Endpoint",
     "LOCOSampler",
+    "MessageTooLargeError",
     "OptunaSparkError",
     "ProtocolError",
     "RemoteError",

@@ -21,6 +21,14 @@ class ProtocolError(OptunaSparkError):
     """A peer sent a message that breaks the wire format (bad frame, oversized, undecodable)."""
 
 
+class MessageTooLargeError(ProtocolError):
+    """A message is larger than the receiving end accepts (``max_message_bytes``).
+
+    The receiver refuses it before reading it and closes the connection, since the stream
+    cannot be resynchronized; the next call opens a new one.
+    """
+
+
 class RemoteError(OptunaSparkError):
     """An error raised on the other end whose type has no local equivalent.
 

@@ -397,9 +397,15 @@ class StudyRun:
                     trial_id, self._n_started, self._state.reason
                 )
                 self._storage.set_trial_system_attr(trial_id, ATTR_FAIL_REASON, full)
+            except Exception as e:  # the storage refused: the run cannot go on
+                self._n_finished += 1
+                self._state.fail(e)
+                self._check_done()
+                return
+            try:
                 frozen = self._finish(lease, None, TrialState.FAIL, None)
             except Exception:
-                return  # the run has failed with it (see _finish)
+                return  # _finish has failed the run with it
             if retrying:
                 self._retries.enqueue(frozen)
             self._after_trial(frozen)

@@ -11,7 +11,6 @@ import contextlib
 import itertools
 import logging
 import secrets
-import selectors
 import socket
 import ssl
 import threading
@@ -24,6 +23,8 @@ from typing import Union
 import optuna
 from optuna.storages import BaseStorage
 
+from optuna_spark._validate import check_positive
+from optuna_spark.coordinator._gate import Gate
 from optuna_spark.coordinator._run_service import RunService
 from optuna_spark.coordinator._storage_routes import register_storage_routes
 from optuna_spark.exceptions import ProtocolError
@@ -40,9 +41,6 @@ _logger = logging.getLogger(__name__)
 
 #: ``handler(request, connection id) -> result`` for one request type.
 Handler = Callable[[Any, int], Any]
-
-#: Connections that may be authenticating at once; more are closed on arrival.
-MAX_PENDING_HANDSHAKES = 64
 
 
 class StudyServer:
@@ -65,7 +63,14 @@ class StudyServer:
             signed it, or the certificate itself when it is self-signed.
         tls_keyfile: PEM private key for ``tls_certfile`` when it is not in that file.
         max_message_bytes: Largest request accepted; larger ones close the connection.
-        handshake_timeout: Seconds a new connection has to authenticate.
+        handshake_timeout: Seconds a new connection has for the whole handshake (TLS
+            included); slower ones are dropped. No thread is spent on a connection before it
+            has authenticated, and at most 1,024 handshakes wait at once (the oldest is
+            dropped for a new one), so connections that never authenticate cannot keep
+            legitimate clients out.
+        idle_timeout: Seconds an authenticated connection may stay silent before it is
+            closed (``None``: never). Workers send heartbeats while they run a trial;
+            ``RemoteStorage`` reconnects when it finds an idle connection closed.
         heartbeat_interval: Seconds between liveness checks of running remote trials.
 
     Example:
@@ -92,7 +97,8 @@ class StudyServer:
         tls_certfile: str | None = None,
         tls_keyfile: str | None = None,
         max_message_bytes: int = frames.DEFAULT_MAX_REQUEST_BYTES,
-        handshake_timeout: float = 10.0,
+        handshake_timeout: float = 5.0,
+        idle_timeout: float | None = 300.0,
         heartbeat_interval: float = 1.0,
     ) -> None:
         if max_message_bytes <= 0:
@@ -108,14 +114,16 @@ class StudyServer:
         if tls_certfile is not None:
             self._ssl_context = frames.server_ssl_context(tls_certfile, tls_keyfile)
         self._max_bytes = max_message_bytes
+        check_positive("handshake_timeout", handshake_timeout)
+        check_positive("idle_timeout", idle_timeout)
         self._handshake_timeout = handshake_timeout
+        self._idle_timeout = idle_timeout
         self._heartbeat_interval = heartbeat_interval
 
         self._lock = threading.Lock()  # guards _connections and _threads
         self._connections: dict[int, tuple[socket.socket, threading.Thread]] = {}
         self._threads: list[threading.Thread] = []  # every connection thread not joined yet
         self._conn_ids = itertools.count(1)
-        self._handshakes = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
         self._listener: socket.socket | None = None
         self._wakeup: tuple[socket.socket, socket.socket] | None = None
         self._accept_thread: threading.Thread | None = None
@@ -267,41 +275,37 @@ class StudyServer:
 
     def _accept_loop(self) -> None:
         assert self._listener is not None and self._wakeup is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(self._listener, selectors.EVENT_READ)
-            sel.register(self._wakeup[0], selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in sel.select():
-                    if key.fileobj is not self._listener or self._stopping.is_set():
-                        continue
-                    try:
-                        sock, _addr = self._listener.accept()
-                    except OSError:
-                        continue
-                    if not self._handshakes.acquire(blocking=False):
-                        # Too many connections have not proved the token yet: refuse more
-                        # rather than hold a thread for each (a port scan, a flood).
-                        sock.close()
-                        continue
-                    conn_id = next(self._conn_ids)
-                    thread = threading.Thread(
-                        target=self._serve_connection,
-                        args=(sock, conn_id),
-                        name=f"optuna-spark-conn-{conn_id}",
-                        daemon=True,
-                    )
-                    with self._lock:
-                        self._connections[conn_id] = (sock, thread)
-                        self._threads = [t for t in self._threads if t.is_alive()]
-                        self._threads.append(thread)
-                    try:
-                        thread.start()
-                    except RuntimeError:  # no more threads: refuse this one, keep serving
-                        with self._lock:
-                            self._connections.pop(conn_id, None)
-                            self._threads.remove(thread)
-                        self._handshakes.release()
-                        sock.close()
+        gate = Gate(
+            self._listener,
+            self._token_bytes,
+            self._ssl_context,
+            self._handshake_timeout,
+            self._start_connection,
+            self._wakeup[0],
+            self._stopping.is_set,
+        )
+        gate.run()
+
+    def _start_connection(self, sock: socket.socket) -> None:
+        """Serve an authenticated connection in a thread of its own."""
+        conn_id = next(self._conn_ids)
+        thread = threading.Thread(
+            target=self._serve_connection,
+            args=(sock, conn_id),
+            name=f"optuna-spark-conn-{conn_id}",
+            daemon=True,
+        )
+        with self._lock:
+            self._connections[conn_id] = (sock, thread)
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        try:
+            thread.start()
+        except RuntimeError:  # no more threads: refuse this one, keep serving
+            with self._lock:
+                self._connections.pop(conn_id, None)
+                self._threads.remove(thread)
+            sock.close()
 
     def _monitor_loop(self) -> None:
         while not self._stopping.wait(self._heartbeat_interval / 4):
@@ -311,24 +315,11 @@ class StudyServer:
                 except Exception:
                     _logger.exception("A periodic check of the server failed.")
 
-    def _serve_connection(self, raw: socket.socket, conn_id: int) -> None:
-        sock = raw
+    def _serve_connection(self, sock: socket.socket, conn_id: int) -> None:
         try:
-            try:
-                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                raw.settimeout(self._handshake_timeout)
-                if self._ssl_context is not None:
-                    sock = self._ssl_context.wrap_socket(raw, server_side=True)
-                    with self._lock:
-                        self._connections[conn_id] = (sock, self._connections[conn_id][1])
-                authenticated = frames.server_handshake(sock, self._token_bytes)
-            finally:
-                self._handshakes.release()
-            if not authenticated:
-                _logger.warning("Rejected a connection that failed authentication.")
-                return
-            sock.settimeout(None)
+            # A connection silent for longer than the idle limit is closed (a worker's
+            # heartbeats keep its connection busy while it runs a trial).
+            sock.settimeout(self._idle_timeout)
             self._serve_requests(sock, conn_id)
         except (OSError, ssl.SSLError, ConnectionError, ProtocolError):
             pass

@@ -97,6 +97,7 @@ class RunState:
         """Record an uncaught error (the first one is kept) and drain for it."""
         if self._error is None:
             self._error = error
+            self._on_change()  # waiters watch the error too, whatever the phase
         self.drain(StopReason.ERROR)
 
     def finish(self) -> None:

@@ -234,6 +234,7 @@ class SparkExecutor:
             tls_certfile=self._tls[0],
             tls_keyfile=self._tls[1],
             heartbeat_interval=min(1.0, self._heartbeat_interval),
+            idle_timeout=max(300.0, 4 * self._heartbeat_interval),
         )
 
     def _job(

@@ -48,6 +48,7 @@ class SparkJob:
         self._finished = threading.Event()
         self._lock = threading.Lock()  # orders _detached against the end of the job
         self._detached = False
+        self._cancelled = False
         self.error: BaseException | None = None
 
     @property
@@ -85,7 +86,7 @@ class SparkJob:
             self._log_late_error()
 
     def _log_late_error(self) -> None:
-        if self.error is not None:
+        if self.error is not None and not self._cancelled:
             _logger.warning(
                 "The Spark job %r failed after its study was over: %s",
                 self.name,
@@ -98,6 +99,7 @@ class SparkJob:
         Returns whether it ended in time. Spark interrupts the tasks' Python workers; one stuck
         in native code may take longer, and is then left to Spark.
         """
+        self._cancelled = True
         self._spark.sparkContext.cancelJobGroup(self.group)
         ended = self._finished.wait(timeout=wait)
         if not ended:

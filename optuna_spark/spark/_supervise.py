@@ -10,6 +10,8 @@ from optuna_spark.spark._job import SparkJob
 
 _logger = logging.getLogger(__name__)
 
+_SLICE = 1.0
+
 
 def supervise(
     run: StudyRun,
@@ -40,8 +42,14 @@ def supervise(
         return stop_running_trials and run.error is not None and error_deadline is None
 
     while True:
-        timeout = None if error_deadline is None else max(0.0, error_deadline - time.monotonic())
-        changes.wait_for(lambda: run.done or job.finished or watching_error(), timeout)
+        # Waits are cut into slices of at most a second only so that Ctrl-C interrupts them
+        # on every platform (a lock wait without a timeout cannot be interrupted on Windows).
+        timeout = _SLICE
+        if error_deadline is not None:
+            timeout = min(timeout, max(0.0, error_deadline - time.monotonic()))
+        woken = changes.wait_for(lambda: run.done or job.finished or watching_error(), timeout)
+        if not woken and (error_deadline is None or time.monotonic() < error_deadline):
+            continue
         if run.done:
             break
         if job.finished:
@@ -53,7 +61,13 @@ def supervise(
             run.fail_running("stopped: another trial raised an uncaught error")
             job.cancel()
 
-    if changes.wait_for(lambda: job.finished or run.n_dismissed >= n_workers, wind_down):
+    deadline = time.monotonic() + wind_down
+    while not (job.finished or run.n_dismissed >= n_workers) and time.monotonic() < deadline:
+        changes.wait_for(
+            lambda: job.finished or run.n_dismissed >= n_workers,
+            min(_SLICE, max(0.0, deadline - time.monotonic())),
+        )
+    if job.finished or run.n_dismissed >= n_workers:
         job.detach()
     else:
         _logger.warning("Cancelling Spark tasks still running %g s after the study.", wind_down)

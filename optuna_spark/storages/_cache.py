@@ -53,9 +53,15 @@ class TrialCache:
             include, after = sorted(entry.unfinished_ids), entry.last_finished_id
         # The fetch runs without the lock: the cache may be refreshed by two callers at once,
         # and each merge below is correct on its own (finished records never change).
-        fetched = self._fetch(study_id, include, after)
+        try:
+            fetched = self._fetch(study_id, include, after)
+        except KeyError:
+            self.forget(study_id)  # deleted elsewhere: its id may come back for a new study
+            raise
         with self._lock:
-            entry = self._studies.setdefault(study_id, entry)
+            if self._studies.get(study_id) is not entry:
+                # Forgotten meanwhile (deleted): answer this read, keep nothing of it.
+                entry = _StudyTrials()
             for trial in fetched:
                 self._merge(entry, trial)
             if fetched:

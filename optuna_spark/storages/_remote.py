@@ -115,8 +115,14 @@ class RemoteStorage(BaseStorage):
             conn.close()
 
     def _call(self, request: m.Request) -> Any:
-        with self._pool_lock:
-            conn = self._idle.pop() if self._idle else None
+        conn = None
+        while conn is None:
+            with self._pool_lock:
+                if not self._idle:
+                    break
+                conn = self._idle.pop()
+            if conn.looks_closed():  # the server closed it while it was idle
+                conn = None
         if conn is None:
             conn = Connection(self._endpoint)
         try:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
+import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+from optuna_spark.exceptions import MessageTooLargeError
 from optuna_spark.exceptions import ProtocolError
 from optuna_spark.wire import _codec as codec
 from optuna_spark.wire import _frames as frames
@@ -31,7 +35,7 @@ class Endpoint:
     tls_cadata: str | None = dataclasses.field(default=None, repr=False)
     tls_cafile: str | None = None
     tls_server_hostname: str | None = None
-    connect_timeout: float = 10.0
+    connect_timeout: float = 10.0  # for connecting and the handshake, retries included
     timeout: float | None = None
     max_message_bytes: int = frames.DEFAULT_MAX_REPLY_BYTES
 
@@ -44,45 +48,79 @@ class Endpoint:
         return self.tls_cadata is not None or self.tls_cafile is not None
 
 
+#: Failures of a connection attempt that a later attempt may not meet: nobody listening yet,
+#: a server too busy to finish the handshake in time, a connection dropped during it.
+_TRANSIENT = (
+    ConnectionRefusedError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    BrokenPipeError,
+    TimeoutError,
+    frames.PeerClosedError,
+)
+
+
+def _open(endpoint: Endpoint, token: bytes) -> socket.socket:
+    """Connect and authenticate, retrying transient failures with backoff until
+    ``endpoint.connect_timeout`` seconds have passed (one deadline for everything)."""
+    deadline = time.monotonic() + endpoint.connect_timeout
+    delay = 0.05
+    while True:
+        try:
+            return _connect_once(endpoint, token, deadline)
+        except _TRANSIENT as e:
+            left = deadline - time.monotonic()
+            if left <= delay:
+                raise ConnectionError(
+                    f"Could not connect to the optuna-spark server at {endpoint.address} "
+                    f"within {endpoint.connect_timeout:g} s: {e or type(e).__name__}. Check "
+                    "that the driver's server is running and reachable from this host."
+                ) from e
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(2 * delay, 1.0, left / 4)
+
+
+def _connect_once(endpoint: Endpoint, token: bytes, deadline: float) -> socket.socket:
+    address = endpoint.address
+    left = max(0.001, deadline - time.monotonic())
+    raw = socket.create_connection((endpoint.host, endpoint.port), timeout=left)
+    sock: socket.socket = raw
+    try:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        raw.settimeout(max(0.001, deadline - time.monotonic()))  # the whole handshake
+        if endpoint.uses_tls:
+            ctx = frames.client_ssl_context(endpoint.tls_cafile, endpoint.tls_cadata)
+            try:
+                sock = ctx.wrap_socket(
+                    raw, server_hostname=endpoint.tls_server_hostname or endpoint.host
+                )
+            except ssl.SSLCertVerificationError as e:
+                raise ConnectionError(
+                    f"The connection to the optuna-spark server at {address} failed during "
+                    f"the handshake: {e}."
+                ) from e
+            except (ssl.SSLError, OSError) as e:
+                raise ConnectionError(
+                    f"The TLS handshake with the optuna-spark server at {address} failed: {e}. "
+                    "This client uses TLS; if the server does not, connect without "
+                    "tls_cadata/tls_cafile."
+                ) from e
+        frames.client_handshake(sock, token, address)
+    except BaseException:
+        raw.close()
+        raise
+    return sock
+
+
 class Connection:
     """One authenticated connection; ``call`` is thread-safe (calls are serialized)."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self._endpoint = endpoint
         self._lock = threading.Lock()
-        token = frames.token_bytes(endpoint.token)
-        address = endpoint.address
-        try:
-            raw = socket.create_connection(
-                (endpoint.host, endpoint.port), timeout=endpoint.connect_timeout
-            )
-        except OSError as e:
-            raise ConnectionError(
-                f"Could not connect to the optuna-spark server at {address} within "
-                f"{endpoint.connect_timeout:g} s: {e}. Check that the driver's server is "
-                "running and reachable from this host."
-            ) from e
-        sock: socket.socket = raw
-        try:
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            if endpoint.uses_tls:
-                ctx = frames.client_ssl_context(endpoint.tls_cafile, endpoint.tls_cadata)
-                sock = ctx.wrap_socket(
-                    raw, server_hostname=endpoint.tls_server_hostname or endpoint.host
-                )
-            frames.client_handshake(sock, token, address)
-        except (OSError, ssl.SSLError) as e:
-            raw.close()
-            raise ConnectionError(
-                f"The connection to the optuna-spark server at {address} failed during the "
-                f"handshake: {e}."
-            ) from e
-        except BaseException:
-            raw.close()
-            raise
-        sock.settimeout(endpoint.timeout)
-        self._sock = sock
+        self._sock = _open(endpoint, frames.token_bytes(endpoint.token))
+        self._sock.settimeout(endpoint.timeout)
         self._closed = False
         self._pending: list[Any] = []  # reply types of send() requests not read yet
         self._deferred: BaseException | None = None  # first error among them
@@ -93,6 +131,24 @@ class Connection:
 
     @property
     def closed(self) -> bool:
+        return self._closed
+
+    def looks_closed(self) -> bool:
+        """Whether the server has hung up on this idle connection (say, past its idle limit).
+
+        An idle connection has nothing to read: if it is readable, the server closed it.
+        """
+        if self._closed:
+            return True
+        with self._lock:
+            if self._pending:
+                return False  # replies are owed: not idle
+            try:
+                readable, _, _ = select.select([self._sock], [], [], 0)
+            except (OSError, ValueError):
+                readable = [self._sock]
+            if readable:
+                self._close_locked()
         return self._closed
 
     def call(self, request: Request, *, raise_deferred: bool = True) -> Any:
@@ -113,9 +169,9 @@ class Connection:
         if ok:
             return result
         error = rebuild_error(result)
-        if isinstance(error, ProtocolError):
-            # The server drops a connection whose frame it refused (too large): so do we,
-            # so that the next call does not fail on a dead socket.
+        if isinstance(error, MessageTooLargeError):
+            # The server drops a connection whose frame it refused: so do we, so that the
+            # next call does not fail on a dead socket.
             self.close()
         raise error
 
@@ -140,7 +196,7 @@ class Connection:
     def _roundtrip_locked(self, request: Request, *, wait: bool) -> bytes | None:
         if self._closed:
             raise ConnectionError(f"The connection to {self._endpoint.address} is closed.")
-        data = frames.frame(codec.encode(request))  # bad arguments fail here, harmlessly
+        data = frames.frame(codec.encode_request(request))  # bad arguments fail here
         with self._io(type(request).__name__):
             self._sock.sendall(data)
             if not wait:

@@ -10,6 +10,7 @@ import msgspec
 from optuna_spark.exceptions import ProtocolError
 from optuna_spark.wire.messages import ErrorInfo
 from optuna_spark.wire.messages import Reply
+from optuna_spark.wire.messages import Request
 
 
 def _enc_hook(obj: Any) -> Any:
@@ -34,6 +35,21 @@ def encode(message: Any) -> bytes:
         return _encoder.encode(message)
     except OverflowError as e:
         raise ValueError(f"A number is too large to be sent: {e}.") from None
+
+
+def encode_request(request: Request) -> bytes:
+    """``request`` as msgpack, checked against its own schema first.
+
+    Structs are not type-checked when built, so a wrong argument (a number where a name is
+    expected, say) is caught here, as the ``TypeError`` Optuna users expect, instead of being
+    refused by the server.
+    """
+    body = encode(request)
+    try:
+        decoder(type(request)).decode(body)
+    except msgspec.ValidationError as e:
+        raise TypeError(f"Bad argument for {type(request).__name__}: {e}.") from None
+    return body
 
 
 def encode_reply(ok: bool, body: Any) -> bytes:

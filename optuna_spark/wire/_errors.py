@@ -7,6 +7,7 @@ import traceback
 import optuna
 
 from optuna_spark.exceptions import AuthenticationError
+from optuna_spark.exceptions import MessageTooLargeError
 from optuna_spark.exceptions import ProtocolError
 from optuna_spark.exceptions import RemoteError
 from optuna_spark.wire.messages import ErrorInfo
@@ -52,7 +53,10 @@ _KNOWN.update(
     }
 )
 _KNOWN.update(
-    {f"optuna_spark.exceptions.{t.__name__}": t for t in (AuthenticationError, ProtocolError)}
+    {
+        f"optuna_spark.exceptions.{t.__name__}": t
+        for t in (AuthenticationError, MessageTooLargeError, ProtocolError)
+    }
 )
 
 

@@ -1,11 +1,17 @@
 """Authentication handshake, length-prefixed frames and TLS contexts.
 
 Every connection starts with a mutual challenge-response over a shared secret token, before a
-single payload byte is decoded::
+single payload byte is decoded. The client speaks first, so that a TLS server can tell a
+plaintext client from a TLS one at its first byte::
 
+    client -> server   MAGIC(4) PROTOCOL_VERSION(1)
     server -> client   MAGIC(4) PROTOCOL_VERSION(1) server_nonce(32)
     client -> server   HMAC-SHA256(token, "c" + server_nonce)(32) client_nonce(32)
     server -> client   status(1) [HMAC-SHA256(token, "s" + client_nonce)(32) when status is OK]
+
+A TLS server answers a plaintext client's first bytes with a greeting whose version is
+``TLS_REQUIRED`` and hangs up; a server of another version greets and hangs up, so that the
+client can name both versions.
 
 After that each message is a frame: a 4-byte big-endian length, then that many bytes of
 msgpack holding one message of :mod:`optuna_spark.wire.messages`. Nothing is ever unpickled.
@@ -21,6 +27,7 @@ import ssl
 import struct
 
 from optuna_spark.exceptions import AuthenticationError
+from optuna_spark.exceptions import MessageTooLargeError
 from optuna_spark.exceptions import ProtocolError
 from optuna_spark.wire.messages import PROTOCOL_VERSION
 
@@ -34,12 +41,26 @@ STATUS_AUTH_FAILED = 1
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_REPLY_BYTES = 1024 * 1024 * 1024
 
+#: The version byte of a TLS server's answer to a plaintext client.
+TLS_REQUIRED = 0xFF
+
 HEADER = struct.Struct(">I")
+PREAMBLE = struct.Struct(">4sB")
 HELLO = struct.Struct(f">4sB{NONCE_BYTES}s")
 
 
-def _digest(token: bytes, role: bytes, nonce: bytes) -> bytes:
+class PeerClosedError(ConnectionError):
+    """The other end closed the connection (during a handshake: it may be worth a retry)."""
+
+
+def digest(token: bytes, role: bytes, nonce: bytes) -> bytes:
+    """The HMAC proof of ``token`` for ``nonce``; ``role`` is ``b"c"`` or ``b"s"``."""
     return hmac.new(token, role + nonce, hashlib.sha256).digest()
+
+
+def tls_required_hello() -> bytes:
+    """What a TLS server answers, in plaintext, to a plaintext client."""
+    return HELLO.pack(MAGIC, TLS_REQUIRED, bytes(NONCE_BYTES))
 
 
 def token_bytes(token: str) -> bytes:
@@ -57,29 +78,23 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     while got < n:
         k = sock.recv_into(view[got:], n - got)
         if k == 0:
-            raise ConnectionError("the connection was closed by the peer")
+            raise PeerClosedError("the connection was closed by the peer")
         got += k
     return bytes(buf)
 
 
-def server_handshake(sock: socket.socket, token: bytes) -> bool:
-    """Authenticate a freshly accepted client. Returns whether it may go on."""
-    nonce = os.urandom(NONCE_BYTES)
-    sock.sendall(HELLO.pack(MAGIC, PROTOCOL_VERSION, nonce))
-    answer = recv_exact(sock, DIGEST_BYTES + NONCE_BYTES)
-    proof, client_nonce = answer[:DIGEST_BYTES], answer[DIGEST_BYTES:]
-    if not hmac.compare_digest(proof, _digest(token, b"c", nonce)):
-        sock.sendall(bytes([STATUS_AUTH_FAILED]))
-        return False
-    sock.sendall(bytes([STATUS_OK]) + _digest(token, b"s", client_nonce))
-    return True
-
-
 def client_handshake(sock: socket.socket, token: bytes, address: str) -> None:
     """Prove the token to the server and check that the server knows it too."""
+    sock.sendall(PREAMBLE.pack(MAGIC, PROTOCOL_VERSION))
     magic, version, nonce = HELLO.unpack(recv_exact(sock, HELLO.size))
     if magic != MAGIC:
         raise ProtocolError(f"{address} is not an optuna-spark server (bad greeting {magic!r}).")
+    if version == TLS_REQUIRED:
+        raise ConnectionError(
+            f"The optuna-spark server at {address} uses TLS and this client connected without "
+            "it: pass the server's certificate (tls_cadata= or tls_cafile=; the server's "
+            "endpoint carries it)."
+        )
     if version != PROTOCOL_VERSION:
         raise ProtocolError(
             f"The optuna-spark server at {address} speaks protocol version {version}, but this "
@@ -87,7 +102,7 @@ def client_handshake(sock: socket.socket, token: bytes, address: str) -> None:
             "on the driver and on the workers."
         )
     client_nonce = os.urandom(NONCE_BYTES)
-    sock.sendall(_digest(token, b"c", nonce) + client_nonce)
+    sock.sendall(digest(token, b"c", nonce) + client_nonce)
     status = recv_exact(sock, 1)[0]
     if status != STATUS_OK:
         raise AuthenticationError(
@@ -95,7 +110,7 @@ def client_handshake(sock: socket.socket, token: bytes, address: str) -> None:
             "Use the token of the server you are connecting to (StudyServer.token)."
         )
     proof = recv_exact(sock, DIGEST_BYTES)
-    if not hmac.compare_digest(proof, _digest(token, b"s", client_nonce)):
+    if not hmac.compare_digest(proof, digest(token, b"s", client_nonce)):
         raise AuthenticationError(
             f"Authentication failed: the server at {address} does not know the token."
         )
@@ -110,7 +125,7 @@ def recv_frame(sock: socket.socket, max_bytes: int) -> bytes:
     """Read one frame's body, refusing frames larger than ``max_bytes`` before reading them."""
     (size,) = HEADER.unpack(recv_exact(sock, HEADER.size))
     if size > max_bytes:
-        raise ProtocolError(
+        raise MessageTooLargeError(
             f"A message of {size} bytes exceeds the limit of {max_bytes} bytes; "
             "raise max_message_bytes on both ends if this is intended."
         )

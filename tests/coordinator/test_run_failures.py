@@ -147,3 +147,14 @@ def test_an_error_after_n_trials_started_still_stops_the_running_trials() -> Non
     assert ask(run, 3) is None
     tell(run, 1, a, "failed", error=("ValueError", "boom", ""), caught=False)
     assert run.should_prune(2, b.trial_id) is True  # told to stop, as with any error
+
+
+def test_a_storage_error_while_failing_a_lost_trial_ends_the_run_with_it() -> None:
+    study = optuna.create_study()
+    run = StudyRun(study, n_trials=5)
+    a = ask(run, 1)
+    assert a is not None
+    study.tell(a.number, 1.0)  # someone else finished it
+    run.connection_lost(1)
+    assert isinstance(run.error, optuna.exceptions.UpdateFinishedTrialError)
+    assert run.done and run.n_finished == 1

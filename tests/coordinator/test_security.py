@@ -129,6 +129,7 @@ def test_a_client_checks_that_the_server_knows_the_token(
     def impostor() -> None:
         conn, _ = listener.accept()
         with conn:
+            _recv_exact(conn, len(MAGIC) + 1)  # the client's preamble
             conn.sendall(MAGIC + bytes([PROTOCOL_VERSION]) + os.urandom(32))
             _recv_exact(conn, 64)
             conn.sendall(bytes([0]) + os.urandom(32))  # "OK" and a made-up proof
@@ -168,18 +169,26 @@ def test_a_server_of_another_protocol_version_is_refused_naming_both_versions() 
         listener.close()
 
 
+def _greeted(server: StorageServer) -> socket.socket:
+    """A raw connection that has sent the client's preamble."""
+    sock = _raw(server)
+    sock.sendall(MAGIC + bytes([PROTOCOL_VERSION]))
+    return sock
+
+
 def test_garbage_before_authentication(server: StorageServer) -> None:
     # Proof-sized garbage: rejected with the "authentication failed" status, then closed.
-    with _raw(server) as sock:
+    with _greeted(server) as sock:
         assert _recv_exact(sock, HELLO_BYTES).startswith(MAGIC)
         sock.sendall(os.urandom(64))
         assert _recv_exact(sock, 1) == b"\x01"
         assert _closed_by_peer(sock)
-    # Something else entirely (an HTTP request), then hang up.
+    # Something else entirely (an HTTP request): closed without a word.
     with _raw(server) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"x" * 100)
+        assert _closed_by_peer(sock)
     # A msgpack request sent without authenticating is never decoded.
-    with _raw(server) as sock:
+    with _greeted(server) as sock:
         _recv_exact(sock, HELLO_BYTES)
         sock.sendall(_frame(msgspec.msgpack.encode(["get_all_studies"])) + b"\0" * 64)
         assert _recv_exact(sock, 1) == b"\x01"
@@ -245,7 +254,7 @@ def test_garbage_after_authentication_is_refused_and_the_server_goes_on(
         sock.sendall(b"\xff" * 64)  # a frame header announcing ~4 GiB
         ok, error = _read_reply(sock)
         assert ok is False
-        assert error[0] == "optuna_spark.exceptions.ProtocolError"
+        assert error[0] == "optuna_spark.exceptions.MessageTooLargeError"
         assert "exceeds the limit" in error[1]
         assert _closed_by_peer(sock)
     _assert_serving(server)
@@ -379,19 +388,23 @@ def test_plain_and_tls_clients_cannot_talk_to_the_other_kind(
     make_server: Callable[..., StorageServer],
     ca: trustme.CA,
 ) -> None:
+    """Each side says which one expects TLS, at once: not after the connect timeout (30 s)."""
     host, port, token = tls_server.host, tls_server.port, tls_server.token
     t0 = time.monotonic()
-    with pytest.raises(ConnectionError, match=f"{host}:{port}"):
-        Connection(Endpoint(host, port, token, connect_timeout=2.0))
-    assert time.monotonic() - t0 < 5
+    with pytest.raises(ConnectionError, match=f"{host}:{port} uses TLS and this client"):
+        Connection(Endpoint(host, port, token, connect_timeout=30.0))
+    assert time.monotonic() - t0 < 10
 
     plain = make_server()
-    with pytest.raises(ConnectionError, match=f"{plain.host}:{plain.port}"):
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError, match=f"{plain.host}:{plain.port}") as info:
         Connection(
             Endpoint(
-                plain.host, plain.port, plain.token, tls_cadata=_ca_pem(ca), connect_timeout=2
+                plain.host, plain.port, plain.token, tls_cadata=_ca_pem(ca), connect_timeout=30
             )
         )
+    assert time.monotonic() - t0 < 10
+    assert "This client uses TLS; if the server does not" in str(info.value)
     _assert_serving(plain)
     conn = Connection(Endpoint(host, port, token, tls_cadata=_ca_pem(ca)))
     assert conn.call(m.Ping()) == "pong"
@@ -458,25 +471,23 @@ def test_unknown_error_types_come_back_as_their_nearest_known_base() -> None:
     assert isinstance(p.rebuild_error(p.encode_error(Odd("?"))), p.RemoteError)
 
 
-def test_connections_that_never_authenticate_are_capped(
+def test_pending_handshakes_are_capped_and_cannot_keep_a_client_out(
     make_server: Callable[..., StorageServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from optuna_spark.coordinator import _server
+    from optuna_spark.coordinator import _gate
 
-    monkeypatch.setattr(_server, "MAX_PENDING_HANDSHAKES", 3)
+    monkeypatch.setattr(_gate, "MAX_PENDING_HANDSHAKES", 3)
     server = make_server(handshake_timeout=30.0)
-    silent = [socket.create_connection((server.host, server.port)) for _ in range(3)]
+    silent = [_raw(server) for _ in range(3)]
     try:
-        time.sleep(0.3)
-        extra = socket.create_connection((server.host, server.port))
-        extra.settimeout(5)
-        assert extra.recv(64) == b""  # closed at once: no thread held for it
-        extra.close()
-        for s in silent:
-            s.close()
-        time.sleep(0.3)  # their handshakes fail, freeing the places
-        storage = RemoteStorage(server.host, server.port, server.token)
-        assert storage.get_all_studies() == []
+        # Every place is taken by a connection that never authenticates, yet a client gets
+        # in: the oldest pending handshake is dropped to make room.
+        _assert_serving(server)
+        assert _closed_by_peer(silent[0], timeout=5)
+        # No thread was spent on any of them.
+        assert wait_until(
+            lambda: not [t for t in server_threads() if t.name.startswith("optuna-spark-conn")]
+        )
     finally:
         for s in silent:
             s.close()

@@ -145,3 +145,38 @@ def test_a_job_error_after_the_study_is_logged_not_lost(
         assert ended.wait(100)
     assert "failed after its study was over" in caplog.text
     assert "executor lost while winding down" in caplog.text
+
+
+def test_an_error_while_already_stopping_still_ends_stuck_trials() -> None:
+    run = StudyRun(optuna.create_study(), n_trials=10)
+    job = _Job(run)
+    a, b = ask(run, 1), ask(run, 2)
+    assert a is not None and b is not None
+    run.stop(StopReason.STUDY)  # draining already: the error changes no phase
+    thread, _ = _in_thread(lambda: _supervise(run, job, stuck_grace=0.2))
+    tell(run, 1, a, "failed", error=("ValueError", "boom", ""), caught=False)
+    assert job.cancelled.wait(10), "the stuck trial was never ended"
+    thread.join(10)
+    assert run.done and isinstance(run.error, ValueError)
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(120)
+def test_a_job_we_cancelled_is_not_reported_as_a_late_failure(
+    spark: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from optuna_spark.spark._job import SparkJob
+
+    ended = threading.Event()
+
+    def task(_: Any) -> Any:
+        raise RuntimeError("cancelled by the test")
+        yield 0
+
+    job = SparkJob(spark, "cancelled", "optuna-spark-test-cancel", 1, task, on_end=ended.set)
+    with caplog.at_level(logging.WARNING, logger="optuna_spark"):
+        job.start()
+        job.cancel(wait=100)
+        assert ended.wait(100)
+        job.detach()
+    assert "failed after its study was over" not in caplog.text

@@ -103,3 +103,21 @@ def test_deleting_a_study_forgets_its_trials(
     storage.delete_study(study_id)
     with pytest.raises(KeyError):
         storage.get_all_trials(study_id)
+
+
+def test_a_study_deleted_by_another_client_is_forgotten(tmp_path: Any) -> None:
+    """SQLite gives a new study the id of a deleted one: its trials must not be the old ones."""
+    with StudyServer(f"sqlite:///{tmp_path / 'db.sqlite'}") as server:
+        a = RemoteStorage(server.host, server.port, server.token)
+        b = RemoteStorage(server.host, server.port, server.token)
+        optuna.create_study(storage=a, study_name="old").optimize(lambda t: 1.0, n_trials=3)
+        old_id = a.get_study_id_from_name("old")
+        assert len(a.get_all_trials(old_id)) == 3
+        b.delete_study(old_id)
+        with pytest.raises(KeyError):
+            a.get_all_trials(old_id)
+        optuna.create_study(storage=b, study_name="new").optimize(lambda t: 2.0, n_trials=1)
+        new_id = b.get_study_id_from_name("new")
+        assert [t.value for t in a.get_all_trials(new_id)] == [2.0]
+        a.close()
+        b.close()

@@ -276,3 +276,23 @@ def test_a_value_that_cannot_be_sent_fails_only_its_trial(server: StorageServer)
     assert (
         "cannot be sent to the driver" in study.trials[0].system_attrs["optuna_spark:fail_reason"]
     )
+
+
+@pytest.mark.timeout(30)
+def test_a_bad_argument_is_a_type_error_and_the_trial_goes_on(
+    server: StorageServer, open_run: OpenRun, workers: Workers
+) -> None:
+    run = open_run(n_trials=1)
+
+    def objective(trial: RemoteTrial) -> float:
+        with pytest.raises(TypeError, match="Bad argument for SetUserAttr"):
+            trial.set_user_attr(7, "a key must be a string")  # type: ignore[arg-type]
+        trial.set_user_attr("ok", True)  # the connection is still good
+        return trial.suggest_float("x", 0, 1)
+
+    workers.start(_spec(server, run), objective, 1)
+    assert run.wait(20)
+    workers.join()
+    assert run.error is None
+    (trial,) = run.study.trials
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["ok"] is True
