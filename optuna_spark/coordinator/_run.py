@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from optuna_spark import _optuna_adapter as optuna_adapter
 from optuna_spark._validate import check_positive
+from optuna_spark.coordinator import _recovery
 from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
 from optuna_spark.coordinator._attrs import ATTR_INTERRUPTED
 from optuna_spark.coordinator._attrs import ATTR_TRACEBACK
@@ -106,9 +107,10 @@ class StudyRun:
         self._n_finished = 0
         self._t0 = time.monotonic()
         self._stamped = 0.0
+        self._checked_orphans = time.monotonic()
         optuna_adapter.clear_stop(study)
-        fail_orphans(study, heartbeat_grace)
         self._stamp()
+        fail_orphans(study, self.run_id)
 
     # -----------------------------------------------------------------------------------------
     # Read-only views.
@@ -248,7 +250,10 @@ class StudyRun:
             values: Any = None
             state: TrialState | None = TrialState.FAIL
             failure = None
-            if isinstance(request, m.TellValues):
+            if isinstance(request, m.TellValues) and request.unusable is not None:
+                failure = request.unusable  # Optuna's own message for a value it cannot cast
+                self._storage.set_trial_system_attr(trial_id, ATTR_FAIL_REASON, failure)
+            elif isinstance(request, m.TellValues):
                 values, state = request.values, None
             elif isinstance(request, m.TellPruned):
                 state = TrialState.PRUNED
@@ -263,9 +268,11 @@ class StudyRun:
                     trial_id, ATTR_TRACEBACK, request.error.traceback
                 )
             frozen = self._finish(lease, values, state, failure)
-            if isinstance(request, m.TellFailed):
+            if isinstance(request, m.TellFailed) and request.caught:
+                # An uncaught error is raised by optimize with this traceback as its cause:
+                # it is printed there, once.
                 _logger.warning(
-                    "Trial %d failed with remote traceback:\n%s",
+                    "Trial %d failed with the worker's traceback:\n%s",
                     lease.number,
                     request.error.traceback,
                 )
@@ -297,15 +304,19 @@ class StudyRun:
             if self.timeout is not None and self.elapsed >= self.timeout:
                 self._state.drain(StopReason.TIMEOUT)
             self._check_done()
-        if time.monotonic() - self._stamped > self._leases.heartbeat_grace / 3:
+        now = time.monotonic()
+        if now - self._stamped > _recovery.LEASE_RENEW:
             self._stamp()
+        if now - self._checked_orphans > _recovery.CHECK_EVERY:
+            self._checked_orphans = now
+            fail_orphans(self.study, self.run_id)  # runs that died while this one runs
 
     # -----------------------------------------------------------------------------------------
     # Internals; all called with the lock held.
 
     def _stamp(self) -> None:
         self._stamped = time.monotonic()
-        stamp_alive(self.study, self.run_id, self._leases.heartbeat_grace, self.done)
+        stamp_alive(self.study, self.run_id, self.done)
 
     def _dismiss(self, worker: m.WorkerInfo, conn_id: int) -> None:
         self._dismissed.add(worker.partition if worker.partition is not None else f"c{conn_id}")

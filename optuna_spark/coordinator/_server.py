@@ -253,7 +253,9 @@ class StudyServer:
         if self._tls_certfile is not None:
             with open(self._tls_certfile) as f:
                 cadata = f.read()
-        return Endpoint(self.host, self.port, self._token, tls_cadata=cadata)
+        return Endpoint(
+            self.host, self.port, self._token, tls_cadata=cadata, max_request_bytes=self._max_bytes
+        )
 
     def _bound(self) -> tuple[Any, ...]:
         if self._listener is None:

@@ -177,11 +177,8 @@ class SparkExecutor:
         if n_trials == 0:
             return  # nothing to run: no session, no service, nothing written
 
-        spark = self.spark
-        _warn_if_no_task_retries(spark)
-        n_workers = self._n_workers or spark.sparkContext.defaultParallelism
-        if n_trials is not None:
-            n_workers = max(1, min(n_workers, n_trials))
+        # The run reads and writes the study first: a storage that cannot be reached fails
+        # here, before Spark starts.
         run = StudyRun(
             study,
             n_trials=n_trials,
@@ -192,6 +189,15 @@ class SparkExecutor:
             stop_running_trials=self._stop_running_trials,
             retry_lost_trials=self._retry_lost_trials,
         )
+        try:
+            spark = self.spark
+            _warn_if_no_task_retries(spark)
+        except BaseException:
+            run.stop(StopReason.INTERRUPTED)  # nothing ran: its lease says it is over
+            raise
+        n_workers = self._n_workers or spark.sparkContext.defaultParallelism
+        if n_trials is not None:
+            n_workers = max(1, min(n_workers, n_trials))
         server = self._server(spark, study)
         progress = ProgressBar(run, show_progress_bar, n_workers)
         with server:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optuna_spark.exceptions import SparkSetupError
@@ -19,10 +20,29 @@ _logger = logging.getLogger(__name__)
 #: How often Spark may retry a failed task of an embedded session (a lost Python worker).
 EMBEDDED_TASK_RETRIES = 4
 
+#: The embedded session's logging: errors only, and a lost worker is not a stack trace (the
+#: driver reports each lost trial in one line). A session of your own keeps Spark's logging.
+_LOG4J = Path(__file__).with_name("log4j2.properties")
+
 
 def _java_version_error() -> str | None:
     java_home = os.environ.get("JAVA_HOME")
-    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if java_home:
+        java = os.path.join(java_home, "bin", "java")
+        if not os.path.exists(java):
+            on_path = shutil.which("java")
+            fix = (
+                f"Unset JAVA_HOME to use the java on PATH ({on_path}), or point it to a Java "
+                "17+ installation."
+                if on_path
+                else "Point it to a Java 17+ installation (for example from `apt-get install "
+                "-y openjdk-17-jre-headless`)."
+            )
+            return (
+                f"JAVA_HOME is {java_home!r}, which has no bin/java (Spark uses JAVA_HOME when "
+                f"it is set). {fix}"
+            )
+    java = shutil.which("java") if not java_home else os.path.join(java_home, "bin", "java")
     if not java or not os.path.exists(java):
         return (
             "Spark needs Java 17 or newer, and no `java` was found on PATH or in JAVA_HOME. "
@@ -78,6 +98,7 @@ def embedded_session(n_slots: int) -> SparkSession:
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.python.worker.reuse", "true")
+            .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_LOG4J}")
             .getOrCreate()
         )
     except Exception as e:

@@ -38,6 +38,7 @@ class Endpoint:
     connect_timeout: float = 10.0  # for connecting and the handshake, retries included
     timeout: float | None = None
     max_message_bytes: int = frames.DEFAULT_MAX_REPLY_BYTES
+    max_request_bytes: int | None = None  # the server's max_message_bytes, when known
 
     @property
     def address(self) -> str:
@@ -196,7 +197,15 @@ class Connection:
     def _roundtrip_locked(self, request: Request, *, wait: bool) -> bytes | None:
         if self._closed:
             raise ConnectionError(f"The connection to {self._endpoint.address} is closed.")
-        data = frames.frame(codec.encode_request(request))  # bad arguments fail here
+        body = codec.encode_request(request)  # bad arguments fail here, harmlessly
+        limit = self._endpoint.max_request_bytes
+        if limit is not None and len(body) > limit:
+            raise MessageTooLargeError(
+                f"A {type(request).__name__} message of {len(body)} bytes exceeds the "
+                f"server's limit of {limit} bytes (StudyServer's max_message_bytes); send "
+                "less (large results belong in files or artifacts), or raise the limit."
+            )
+        data = frames.frame(body)
         with self._io(type(request).__name__):
             self._sock.sendall(data)
             if not wait:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import traceback
+from typing import Any
 
 import optuna
 
@@ -86,24 +88,63 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.tb}"""'
 
 
-def rebuild_error(error: ErrorInfo) -> BaseException:
-    """Turn a wire error into the local exception type Optuna users expect.
+def _local_type(name: str) -> type[BaseException] | None:
+    """The exception type called ``name`` here, if its module is already imported.
 
-    A type known on both ends is raised as itself; an unknown one (say the objective's own
-    ``class BadData(ValueError)``) as its nearest known base, its name kept in the message,
-    so that ``except ValueError`` still catches it. Otherwise :class:`RemoteError`.
+    Built-in names are looked up in :mod:`builtins`; ``"module.Qualified"`` in that module,
+    only if this process has imported it already (the objective's own module, on the driver
+    that shipped it): a name from the network never makes this process import anything.
     """
-    exc: BaseException = RemoteError(error.type, error.message, error.traceback)
+    known = _KNOWN.get(name)
+    if known is not None:
+        return known
+    module_name, _, qualname = name.rpartition(".")
+    if not module_name:
+        module_name, qualname = "builtins", name
+    obj: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        if obj is None or part.startswith("__"):
+            return None
+        obj = getattr(obj, part, None)
+    if isinstance(obj, type) and issubclass(obj, BaseException):
+        return obj
+    return None
+
+
+def _instantiate(exc_type: type[BaseException], message: str) -> BaseException | None:
+    try:
+        return exc_type(message)
+    except Exception:
+        pass
+    try:  # a constructor that wants other arguments: keep the type and the message
+        exc = exc_type.__new__(exc_type)
+        exc.args = (message,)
+        return exc
+    except Exception:
+        return None
+
+
+def rebuild_error(error: ErrorInfo) -> BaseException:
+    """Turn a wire error into the exception it was, raised again on this end.
+
+    The same type is used whenever it exists here: built-in and Optuna types, and any type
+    whose module this process has imported (user exception classes from the objective's own
+    module included). Otherwise the nearest base type that exists here, with the original
+    type's name in the message (so ``except ValueError`` still catches a remote
+    ``BadData(ValueError)``), else :class:`RemoteError`. The remote traceback is the
+    ``__cause__``.
+    """
+    exc: BaseException | None = None
     for candidate in [error.type, *error.bases]:
-        exc_type = _KNOWN.get(candidate)
+        exc_type = _local_type(candidate)
         if exc_type is None or exc_type in (BaseException, Exception):
             continue
         message = error.message if candidate == error.type else f"{error.type}: {error.message}"
-        try:
-            exc = exc_type(message)
-        except Exception:
-            continue
-        break
+        exc = _instantiate(exc_type, message)
+        if exc is not None:
+            break
+    if exc is None:
+        exc = RemoteError(error.type, error.message, error.traceback)
     if error.traceback:
         exc.__cause__ = RemoteTraceback(error.traceback)
     return exc

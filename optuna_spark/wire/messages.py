@@ -349,14 +349,16 @@ class Heartbeat(RunRequest, frozen=True, tag="run.heartbeat"):
     reply = list[int]
 
 
-#: What an objective returned, as it travels: numbers as floats, anything else as its repr.
-ReturnedValues = float | str | list[float | str] | None
-
-
 class TellValues(TrialRequest, frozen=True, tag="run.tell_values"):
-    """The objective returned; Optuna's own checks decide the state."""
+    """The objective returned ``values`` (as floats; ``None`` when it returned ``None``).
 
-    values: ReturnedValues
+    Optuna's own checks decide the state on the driver (NaN, the number of objectives).
+    ``unusable`` is set instead when the worker found a value that cannot be cast to float:
+    Optuna's message, and the trial fails as it would in-process.
+    """
+
+    values: list[float] | None
+    unusable: str | None = None
 
 
 class TellPruned(TrialRequest, frozen=True, tag="run.tell_pruned"):

@@ -8,7 +8,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -22,6 +21,7 @@ from optuna_spark.wire._client import Endpoint
 from optuna_spark.wire._errors import encode_error
 from optuna_spark.worker._heartbeat import Heartbeat
 from optuna_spark.worker._trial import RemoteTrial
+from optuna_spark.worker._values import judge_returned
 
 _logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def _run_objective(
             trial._conn.flush()
         return _Outcome(m.TellFailed(run_id, trial_id, encode_error(e), False), reraise=e)
     else:
-        tell = m.TellValues(run_id, trial_id, returned_values(value))
+        tell = judge_returned(run_id, trial_id, value)
     # Whatever the objective did, read the replies to its reports now: a report the driver
     # refused fails the trial, as it would have in-process (and is not left to refuse the
     # ``tell`` or the next ``ask`` instead).
@@ -153,19 +153,3 @@ def _run_objective(
     except Exception as e:
         return _Outcome(m.TellFailed(run_id, trial_id, encode_error(e), isinstance(e, catch)))
     return _Outcome(tell)
-
-
-def returned_values(value_or_values: Any) -> m.ReturnedValues:
-    """What a worker sends for an objective's return value (numbers as floats)."""
-    if value_or_values is None:
-        return None
-    if isinstance(value_or_values, Sequence) and not isinstance(value_or_values, str):
-        return [_number_or_repr(v) for v in value_or_values]
-    return _number_or_repr(value_or_values)
-
-
-def _number_or_repr(v: Any) -> float | str:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return repr(v)

@@ -1,45 +1,124 @@
-"""A driver that dies leaves RUNNING trials; the next run on the same storage fails them."""
+"""A driver that dies leaves RUNNING trials; the next run on the same study fails them at
+once, and never the trials of a run that is alive."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from optuna_spark import StudyRun
+from optuna_spark.coordinator import ATTR_DRIVER_PREFIX
+from optuna_spark.coordinator import _recovery
 from tests._calls import ask
+from tests._calls import tell
+
+pytestmark = pytest.mark.timeout(120)
 
 
-def test_next_run_fails_trials_of_a_dead_driver_and_spares_live_ones(tmp_path: Path) -> None:
+def _set_lease(study: optuna.Study, run: StudyRun, **lease: Any) -> None:
+    study._storage.set_study_system_attr(study._study_id, ATTR_DRIVER_PREFIX + run.run_id, lease)
+
+
+def test_a_run_whose_lease_went_stale_loses_its_trials_to_the_next_run(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="s", storage=storage)
-    dead = StudyRun(study, n_trials=5, heartbeat_grace=0.5)
+    dead = StudyRun(study, n_trials=5)
     assert ask(dead, 1) is not None
     foreign = study.ask()  # someone else's trial (plain Optuna): never touched
+    # The dead run's driver was on another machine and stopped renewing a minute ago.
+    _set_lease(study, dead, alive=time.time() - 60, done=False, machine="elsewhere", pid=1)
 
-    time.sleep(1.0)  # the dead driver stops stamping
-    live = StudyRun(optuna.load_study(study_name="s", storage=storage), heartbeat_grace=60.0)
+    live = StudyRun(optuna.load_study(study_name="s", storage=storage))
     assert ask(live, 2) is not None
 
-    again = optuna.load_study(study_name="s", storage=storage)
-    trials = again.trials
+    trials = optuna.load_study(study_name="s", storage=storage).trials
     assert trials[0].state == TrialState.FAIL
-    assert trials[0].system_attrs["optuna_spark:fail_reason"].startswith("driver lost")
+    assert "silent for 60 s" in trials[0].system_attrs["optuna_spark:fail_reason"]
     assert trials[1].number == foreign.number and trials[1].state == TrialState.RUNNING
     assert trials[2].state == TrialState.RUNNING
 
-    # A run that stays alive longer than its grace keeps stamping (its monitor ticks), so a
-    # third run leaves its trial alone.
-    ticking = StudyRun(optuna.load_study(study_name="s", storage=storage), heartbeat_grace=0.5)
-    reply = ask(ticking, 3)
-    assert reply is not None
-    for _ in range(10):
-        time.sleep(0.1)
-        ticking.heartbeat(3, [reply.trial_id])  # its worker is alive too
-        ticking.tick()
-    StudyRun(optuna.load_study(study_name="s", storage=storage), heartbeat_grace=60.0)
-    final = optuna.load_study(study_name="s", storage=storage).trials
-    assert final[2].state == TrialState.RUNNING
-    assert final[3].state == TrialState.RUNNING
+
+def test_live_runs_never_fail_each_others_trials(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=storage)
+    a = StudyRun(study, n_trials=5)
+    assert ask(a, 1) is not None
+    b = StudyRun(optuna.load_study(study_name="s", storage=storage))  # alive, this process
+    assert ask(b, 2) is not None
+    _set_lease(study, b, alive=time.time(), done=False, machine="elsewhere", pid=1)
+    StudyRun(optuna.load_study(study_name="s", storage=storage))  # a third one starts
+    states = [t.state for t in optuna.load_study(study_name="s", storage=storage).trials]
+    assert states == [TrialState.RUNNING, TrialState.RUNNING]
+
+
+def test_a_live_run_fails_the_trials_of_a_run_that_dies_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_recovery, "CHECK_EVERY", 0.0)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=storage)
+    live = StudyRun(study, n_trials=5)
+    other = StudyRun(optuna.load_study(study_name="s", storage=storage))
+    assert ask(other, 1) is not None
+    live.tick()
+    assert study.trials[0].state == TrialState.RUNNING  # the other run is alive
+    _set_lease(study, other, alive=time.time(), done=True)  # it ended, leaving its trial
+    live.tick()
+    assert study.trials[0].state == TrialState.FAIL
+
+
+_CRASHING_DRIVER = """
+import sys, threading, time, optuna
+from optuna_spark import StudyRun, StudyServer, WorkerSpec, run_worker
+study = optuna.load_study(study_name="s", storage=sys.argv[1])
+server = StudyServer(study._storage).start()
+run = StudyRun(study, n_trials=10)
+server.add_run(run)
+def objective(trial):
+    trial.suggest_float("x", 0, 1)
+    time.sleep(120)  # killed long before
+spec = WorkerSpec(server.endpoint, run.run_id)
+for _ in range(2):
+    threading.Thread(target=run_worker, args=(spec, objective), daemon=True).start()
+while run.n_running < 2:
+    run.changes.wait_for(lambda: run.n_running >= 2, 1.0)
+print("RUNNING", flush=True)
+time.sleep(120)
+"""
+
+
+def test_sigkill_then_immediate_restart_leaves_nothing_running(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="s", storage=storage)
+    driver = subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_DRIVER, storage], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert driver.stdout is not None
+        assert driver.stdout.readline().strip() == "RUNNING"
+    finally:
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(30)
+
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.RUNNING] * 2
+    run = StudyRun(study, n_trials=3)  # at once: its lease is still fresh
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
+    reason = study.trials[0].system_attrs["optuna_spark:fail_reason"]
+    assert reason.startswith("driver lost: the driver process") and "is gone" in reason
+    for conn in range(3):
+        reply = ask(run, conn)
+        assert reply is not None
+        tell(run, conn, reply, "values", 1.0)
+    assert run.done
+    states = [t.state for t in optuna.load_study(study_name="s", storage=storage).trials]
+    assert states == [TrialState.FAIL] * 2 + [TrialState.COMPLETE] * 3

@@ -23,6 +23,22 @@ def test_missing_java_names_what_to_install(
     assert "openjdk-17-jre-headless" in str(info.value)
 
 
+def test_a_wrong_java_home_is_named_even_with_java_on_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = tmp_path / "bin" / "java"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"17.0.2\" 2022-01-18' >&2\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", "/nonexistent")
+    monkeypatch.setenv("PATH", str(fake.parent))
+    with pytest.raises(SparkSetupError) as info:
+        _spark.embedded_session(1)
+    message = str(info.value)
+    assert "JAVA_HOME is '/nonexistent', which has no bin/java" in message
+    assert f"Unset JAVA_HOME to use the java on PATH ({fake})" in message
+
+
 def test_old_java_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake = tmp_path / "bin" / "java"
     fake.parent.mkdir()
@@ -113,3 +129,25 @@ def test_spark_job_failures_are_summarized_to_their_cause() -> None:
     assert summary.endswith(
         "ConnectionError: Could not connect to the optuna-spark server at 10.0.0.1:4242"
     )
+
+
+def test_an_unreachable_storage_fails_before_spark_starts() -> None:
+    import socket
+
+    import optuna
+
+    from optuna_spark import RemoteStorage
+    from optuna_spark import StudyServer
+
+    with StudyServer(optuna.storages.InMemoryStorage()) as server:
+        storage = RemoteStorage(server.host, server.port, server.token, connect_timeout=1.0)
+        study = optuna.create_study(storage=storage)
+        endpoint = server.endpoint
+    storage.close()
+    # The server is gone now; nothing listens at its address.
+    with socket.socket() as probe:
+        assert probe.connect_ex((endpoint.host, endpoint.port)) != 0
+    executor = SparkExecutor(n_workers=1)
+    with pytest.raises(ConnectionError, match=endpoint.address):
+        executor.optimize(study, lambda t: 0.0, n_trials=1)
+    assert executor._spark is None  # no session was looked up or started

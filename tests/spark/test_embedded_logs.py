@@ -1,0 +1,47 @@
+"""The embedded session reports a lost worker in one line, not a Java stack trace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(240)]
+
+_SCRIPT = """
+import os, sys, optuna
+from optuna_spark import SparkExecutor
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+marker = sys.argv[1]
+def objective(trial):
+    x = trial.suggest_float("x", 0, 1)
+    if trial.number == 1 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)  # the Python worker dies in the middle of the trial
+    return x
+study = optuna.create_study()
+SparkExecutor(n_workers=2).optimize(study, objective, n_trials=4)
+print("STATES", " ".join(t.state.name for t in study.trials))
+"""
+
+
+def test_a_worker_crash_is_one_line_on_the_driver(tmp_path: Path) -> None:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    out = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(tmp_path / "died")],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "STATES COMPLETE FAIL COMPLETE COMPLETE"
+    lines = out.stderr.splitlines()
+    lost = [line for line in lines if "worker lost" in line]
+    assert len(lost) == 1 and lost[0].startswith("Trial 1 failed: worker lost:"), lines
+    java = [line for line in lines if line.lstrip().startswith("at ") or "Exception" in line]
+    assert java == [], "\n".join(lines)
