@@ -27,6 +27,7 @@ _LOG4J = Path(__file__).with_name("log4j2.properties")
 
 def _java_version_error() -> str | None:
     java_home = os.environ.get("JAVA_HOME")
+    java: str | None
     if java_home:
         java = os.path.join(java_home, "bin", "java")
         if not os.path.exists(java):
@@ -42,7 +43,8 @@ def _java_version_error() -> str | None:
                 f"JAVA_HOME is {java_home!r}, which has no bin/java (Spark uses JAVA_HOME when "
                 f"it is set). {fix}"
             )
-    java = shutil.which("java") if not java_home else os.path.join(java_home, "bin", "java")
+    else:
+        java = shutil.which("java")
     if not java or not os.path.exists(java):
         return (
             "Spark needs Java 17 or newer, and no `java` was found on PATH or in JAVA_HOME. "
