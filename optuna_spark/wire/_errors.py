@@ -106,7 +106,8 @@ def _local_type(name: str) -> type[BaseException] | None:
         if obj is None or part.startswith("__"):
             return None
         obj = getattr(obj, part, None)
-    if isinstance(obj, type) and issubclass(obj, BaseException):
+    # Only errors: a remote KeyboardInterrupt or SystemExit must not look like one of ours.
+    if isinstance(obj, type) and issubclass(obj, Exception):
         return obj
     return None
 

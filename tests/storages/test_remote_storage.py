@@ -190,18 +190,24 @@ class _FailingStorage(optuna.storages.InMemoryStorage):
         raise _CustomError("the backend broke")
 
 
-def test_unknown_error_types_become_remote_error(
+def test_error_types_known_here_come_back_as_themselves_others_as_remote_error(
     make_server: Callable[..., StorageServer],
 ) -> None:
     server = make_server(_FailingStorage())
     storage = _remote(server)
     study_id = storage.create_new_study([StudyDirection.MINIMIZE])
-    with pytest.raises(RemoteError) as info:
-        storage.get_study_user_attrs(study_id)
-    assert info.value.remote_type.endswith("_CustomError")
-    assert "the backend broke" in str(info.value)
-    assert "get_study_user_attrs" in info.value.remote_traceback
-    _assert_remote_cause(info.value)
+    with pytest.raises(_CustomError, match="the backend broke") as known:
+        storage.get_study_user_attrs(study_id)  # its module is imported here: same type
+    assert "get_study_user_attrs" in str(known.value.__cause__)
+
+    from optuna_spark.wire import messages as m
+    from optuna_spark.wire._errors import rebuild_error
+
+    elsewhere = m.ErrorInfo("some_module_not_here.BackendError", "broke", "tb", ["Exception"])
+    error = rebuild_error(elsewhere)
+    assert isinstance(error, RemoteError)
+    assert error.remote_type == "some_module_not_here.BackendError"
+    assert "broke" in str(error) and error.remote_traceback == "tb"
 
 
 def test_values_travel_as_data(remote_storage: RemoteStorage) -> None:
