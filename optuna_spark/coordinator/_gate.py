@@ -180,73 +180,86 @@ class Gate:
 
     def _advance(self, p: _Pending) -> bool:
         """Take one step of ``p``'s handshake; returns whether another may follow at once."""
-        if p.state == "sniff":  # TLS server: which kind of client is it?
-            first = p.sock.recv(1, socket.MSG_PEEK)
-            if not first:
-                raise ConnectionError("closed before the handshake")
-            if first[0] == _TLS_RECORD:
-                assert self._ssl is not None
-                self._sel.unregister(p.sock)
-                p.sock = self._ssl.wrap_socket(
-                    p.sock, server_side=True, do_handshake_on_connect=False
-                )
-                self._sel.register(p.sock, selectors.EVENT_READ)  # the same descriptor
-                p.state = "tls"
-            else:  # plaintext: say in plaintext that TLS is required, then hang up
-                p.send(frames.tls_required_hello(), then="close")
-            return True
-        if p.state == "tls":
-            p.sock.do_handshake()  # type: ignore[attr-defined]
-            p.state = "preamble"
-            return True
-        if p.state == "preamble":
-            preamble = p.expect(frames.PREAMBLE.size)
-            if preamble is None:
-                return False
-            magic, version = frames.PREAMBLE.unpack(preamble)
-            if magic != frames.MAGIC:
-                if preamble[0] == _TLS_RECORD:
-                    # A TLS client on a plaintext server: answer in plaintext, which its TLS
-                    # layer refuses at once (rather than a reset, which it would retry).
-                    with contextlib.suppress(OSError):
-                        while p.sock.recv(65536):
-                            pass
-                    p.send(frames.HELLO.pack(frames.MAGIC, 0, bytes(frames.NONCE_BYTES)), "close")
-                    return True
-                raise ConnectionError("not an optuna-spark client")
-            p.nonce = os.urandom(frames.NONCE_BYTES)
-            hello = frames.HELLO.pack(frames.MAGIC, PROTOCOL_VERSION, p.nonce)
-            # Another version gets the greeting (its client names both versions), no more.
-            p.send(hello, then="proof" if version == PROTOCOL_VERSION else "close")
-            return True
-        if p.state == "proof":
-            answer = p.expect(frames.DIGEST_BYTES + frames.NONCE_BYTES)
-            if answer is None:
-                return False
-            proof, client_nonce = answer[: frames.DIGEST_BYTES], answer[frames.DIGEST_BYTES :]
-            if not hmac.compare_digest(proof, frames.digest(self._token, b"c", p.nonce)):
-                _logger.warning("Rejected a connection that failed authentication.")
-                p.send(bytes([frames.STATUS_AUTH_FAILED]), then="close")
-                return True
-            ok = bytes([frames.STATUS_OK]) + frames.digest(self._token, b"s", client_nonce)
-            p.send(ok, then="ready")
-            return True
-        if p.state == "send":
-            sent = p.sock.send(p.outbox)
-            p.outbox = p.outbox[sent:]
-            if p.outbox:
-                self._watch(p, selectors.EVENT_WRITE)
-                return False
-            assert p.after_send is not None
-            p.state, p.after_send = p.after_send, None
-            if p.state != "send":
-                self._watch(p, selectors.EVENT_READ)
-            return True
-        if p.state == "ready":
-            self._pending.pop(p.fd, None)
-            self._sel.unregister(p.sock)
-            p.sock.setblocking(True)
-            self._on_authenticated(p.sock)
+        step = {
+            "sniff": self._sniff,
+            "tls": self._tls,
+            "preamble": self._preamble,
+            "proof": self._proof,
+            "send": self._send,
+            "ready": self._ready,
+        }.get(p.state)
+        if step is None:  # "close"
+            self._drop(p)
             return False
-        self._drop(p)  # "close"
+        return step(p)
+
+    def _sniff(self, p: _Pending) -> bool:
+        """TLS server: is it a TLS client (a TLS record first) or a plaintext one?"""
+        first = p.sock.recv(1, socket.MSG_PEEK)
+        if not first:
+            raise ConnectionError("closed before the handshake")
+        if first[0] != _TLS_RECORD:  # plaintext: say in plaintext that TLS is required
+            p.send(frames.tls_required_hello(), then="close")
+            return True
+        assert self._ssl is not None
+        self._sel.unregister(p.sock)
+        p.sock = self._ssl.wrap_socket(p.sock, server_side=True, do_handshake_on_connect=False)
+        self._sel.register(p.sock, selectors.EVENT_READ)  # the same descriptor
+        p.state = "tls"
+        return True
+
+    def _tls(self, p: _Pending) -> bool:
+        p.sock.do_handshake()  # type: ignore[attr-defined]
+        p.state = "preamble"
+        return True
+
+    def _preamble(self, p: _Pending) -> bool:
+        preamble = p.expect(frames.PREAMBLE.size)
+        if preamble is None:
+            return False
+        magic, version = frames.PREAMBLE.unpack(preamble)
+        if magic != frames.MAGIC:
+            if preamble[0] != _TLS_RECORD:
+                raise ConnectionError("not an optuna-spark client")
+            # A TLS client on a plaintext server: answer in plaintext, which its TLS layer
+            # refuses at once (rather than a reset, which it would retry).
+            with contextlib.suppress(OSError):
+                while p.sock.recv(65536):
+                    pass
+            p.send(frames.HELLO.pack(frames.MAGIC, 0, bytes(frames.NONCE_BYTES)), "close")
+            return True
+        p.nonce = os.urandom(frames.NONCE_BYTES)
+        hello = frames.HELLO.pack(frames.MAGIC, PROTOCOL_VERSION, p.nonce)
+        # Another version gets the greeting (its client names both versions), no more.
+        p.send(hello, then="proof" if version == PROTOCOL_VERSION else "close")
+        return True
+
+    def _proof(self, p: _Pending) -> bool:
+        answer = p.expect(frames.DIGEST_BYTES + frames.NONCE_BYTES)
+        if answer is None:
+            return False
+        proof, client_nonce = answer[: frames.DIGEST_BYTES], answer[frames.DIGEST_BYTES :]
+        if not hmac.compare_digest(proof, frames.digest(self._token, b"c", p.nonce)):
+            _logger.warning("Rejected a connection that failed authentication.")
+            p.send(bytes([frames.STATUS_AUTH_FAILED]), then="close")
+            return True
+        p.send(bytes([frames.STATUS_OK]) + frames.digest(self._token, b"s", client_nonce), "ready")
+        return True
+
+    def _send(self, p: _Pending) -> bool:
+        sent = p.sock.send(p.outbox)
+        p.outbox = p.outbox[sent:]
+        if p.outbox:
+            self._watch(p, selectors.EVENT_WRITE)
+            return False
+        assert p.after_send is not None
+        p.state, p.after_send = p.after_send, None
+        self._watch(p, selectors.EVENT_READ)
+        return True
+
+    def _ready(self, p: _Pending) -> bool:
+        self._pending.pop(p.fd, None)
+        self._sel.unregister(p.sock)
+        p.sock.setblocking(True)
+        self._on_authenticated(p.sock)
         return False

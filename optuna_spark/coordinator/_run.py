@@ -2,46 +2,28 @@
 
 Workers ask for trials, run the objective and tell the outcome. Everything that decides
 anything (the sampler, the pruner, ``n_trials``, ``timeout``, callbacks, stopping) happens
-here, under one lock per run, on the coordinator's own ``optuna.Study``. The run composes
-small pieces, each owning one decision: :class:`RunState` (running -> draining -> done),
-:class:`LeaseTable` (who runs what, heartbeats, deadlines), :class:`RetryPolicy` (lost
-trials) and :mod:`._recovery` (trials left RUNNING by a dead driver).
+here, on the coordinator's own ``optuna.Study``. :class:`RunCore` keeps the run's state and
+bookkeeping; this module answers the workers' requests.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime
 import logging
-import secrets
-import threading
-import time
 from collections.abc import Callable
-from collections.abc import Iterable
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
-from optuna.trial import TrialState
 
 from optuna_spark import _optuna_adapter as optuna_adapter
-from optuna_spark._validate import check_positive
-from optuna_spark.coordinator import _recovery
-from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
-from optuna_spark.coordinator._attrs import ATTR_INTERRUPTED
-from optuna_spark.coordinator._attrs import ATTR_TRACEBACK
 from optuna_spark.coordinator._attrs import ATTR_WORKER
-from optuna_spark.coordinator._leases import Lease
-from optuna_spark.coordinator._leases import LeaseTable
 from optuna_spark.coordinator._leases import worker_record
-from optuna_spark.coordinator._recovery import fail_orphans
+from optuna_spark.coordinator._outcome import Tell
+from optuna_spark.coordinator._outcome import outcome_of
 from optuna_spark.coordinator._recovery import fail_trial_left_by_ask
-from optuna_spark.coordinator._recovery import stamp_alive
-from optuna_spark.coordinator._retry import RetryPolicy
-from optuna_spark.coordinator._state import Changes
-from optuna_spark.coordinator._state import Phase
-from optuna_spark.coordinator._state import RunState
+from optuna_spark.coordinator._run_core import RunCore
 from optuna_spark.coordinator._state import StopReason
 from optuna_spark.coordinator._trial_methods import TRIAL_METHODS
 from optuna_spark.wire import messages as m
@@ -49,11 +31,13 @@ from optuna_spark.wire._errors import rebuild_error
 
 _logger = logging.getLogger(__name__)
 
+#: Requests that run the sampler.
+_SAMPLES = (m.SuggestFloat, m.SuggestInt, m.SuggestCategorical)
+
 Callback = Callable[[optuna.Study, FrozenTrial], None]
-Tell = m.TellValues | m.TellPruned | m.TellFailed
 
 
-class StudyRun:
+class StudyRun(RunCore):
     """One distributed optimization of ``study``, served to workers by a ``StudyServer``.
 
     Args:
@@ -70,169 +54,90 @@ class StudyRun:
         retry_lost_trials: Re-run the parameters of a trial whose worker was lost, once.
     """
 
-    def __init__(
-        self,
-        study: optuna.Study,
-        *,
-        n_trials: int | None = None,
-        timeout: float | None = None,
-        callbacks: Iterable[Callback] | None = None,
-        heartbeat_grace: float = 30.0,
-        trial_timeout: float | None = None,
-        stop_running_trials: bool = True,
-        retry_lost_trials: bool = False,
-    ) -> None:
-        check_positive("n_trials", n_trials, allow_zero=True)
-        check_positive("timeout", timeout)
-        check_positive("heartbeat_grace", heartbeat_grace)
-        check_positive("trial_timeout", trial_timeout)
-        self.run_id = secrets.token_hex(8)
-        self.study = study
-        self.n_trials = n_trials
-        self.timeout = timeout
-        self.callbacks = list(callbacks or ())
-        self.stop_running_trials = stop_running_trials
-        self.listeners: list[Callable[[StudyRun, FrozenTrial], None]] = []
-        #: Signalled on every change of state, finished trial and dismissed worker.
-        self.changes = Changes()
-
-        self._lock = threading.RLock()
-        self._state = RunState(on_change=self.changes.notify)
-        self._leases = LeaseTable(heartbeat_grace, trial_timeout)
-        self._retries = RetryPolicy(study, retry_lost_trials, n_trials)
-        self._storage = optuna_adapter.storage_of(study)
-        self._interrupted: set[int] = set()  # trials told to stop by should_prune
-        self._dismissed: set[Any] = set()  # workers (Spark partitions) told to stop
-        self._n_started = 0
-        self._n_finished = 0
-        self._t0 = time.monotonic()
-        self._stamped = 0.0
-        self._checked_orphans = time.monotonic()
-        optuna_adapter.clear_stop(study)
-        self._stamp()
-        fail_orphans(study, self.run_id)
-
-    # -----------------------------------------------------------------------------------------
-    # Read-only views.
-
-    @property
-    def n_started(self) -> int:
-        return self._n_started
-
-    @property
-    def n_finished(self) -> int:
-        return self._n_finished
-
-    @property
-    def n_running(self) -> int:
-        return len(self._leases)
-
-    @property
-    def n_dismissed(self) -> int:
-        """How many distinct workers (Spark partitions) have been told to stop."""
-        return len(self._dismissed)
-
-    @property
-    def phase(self) -> Phase:
-        return self._state.phase
-
-    @property
-    def stop_reason(self) -> StopReason | None:
-        return self._state.reason
-
-    @property
-    def error(self) -> BaseException | None:
-        return self._state.error
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self._t0
-
-    @property
-    def done(self) -> bool:
-        return self._state.phase is Phase.DONE
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the run is over: nothing more to hand out and nothing running."""
-        return self.changes.wait_for(lambda: self.done, timeout)
-
-    # -----------------------------------------------------------------------------------------
-    # Control from the driver.
-
-    def stop(self, reason: StopReason = StopReason.INTERRUPTED) -> None:
-        """Hand out no more trials; running trials are told to stop if ``reason`` interrupts."""
-        with self._lock:
-            self._state.drain(reason)
-            self._check_done()
-
-    def fail_running(self, reason: str) -> None:
-        """Mark every running trial FAIL now (for example when the job is cancelled)."""
-        with self._lock:
-            for trial_id in self._leases.ids():
-                self._end_on_driver(trial_id, reason, retry=False)
-            self._check_done()
-
-    def close(self, detail: str) -> None:
-        """The workers are gone (``detail`` says how): fail what still runs, end the run."""
-        with self._lock:
-            self._state.drain(StopReason.WORKERS_GONE, detail)
-            for trial_id in self._leases.ids():
-                self._end_on_driver(trial_id, f"worker lost: {detail}", retry=False)
-            self._check_done()
-
-    def set_error(self, error: BaseException) -> None:
-        with self._lock:
-            self._state.fail(error)
-            self._check_done()
-
     # -----------------------------------------------------------------------------------------
     # Requests from workers, validated by the wire schema. Each takes the connection id first.
 
     def ask(self, conn_id: int, worker: m.WorkerInfo) -> m.AskReply | None:
-        """A new trial for the worker; ``None`` tells it to stop."""
-        with self._lock, optuna_adapter.in_optimize_loop(self.study):
+        """A new trial for the worker; ``None`` tells it to stop.
+
+        The sampler runs under its own lock, not the bookkeeping lock, so that reports,
+        pruning questions, tells and heartbeats are answered while it works. Asks are
+        serialized among themselves (one seeded sampler, each grid point handed out once).
+        """
+        with self._lock:
             if not self._may_start_trial():
                 self._dismiss(worker, conn_id)
                 return None
-            asked_at = datetime.datetime.now()
-            try:
-                trial = self.study.ask()
-            except Exception as e:
-                # As in Study.optimize, a failing sampler (or storage) stops the study and is
-                # raised on the driver. The trial Optuna created before the sampler failed is
-                # failed here, or it would stay RUNNING with nobody to end it.
+            self._asking += 1  # the run is not over while a trial is being made
+        try:
+            with self._sampler_lock, optuna_adapter.in_optimize_loop(self.study):
+                return self._ask_locked(conn_id, worker)
+        finally:
+            with self._lock:
+                self._asking -= 1
+                self._check_done()
+
+    def _ask_locked(self, conn_id: int, worker: m.WorkerInfo) -> m.AskReply | None:
+        with self._lock:
+            if self._state.reason is None and optuna_adapter.all_points_started(self.study):
+                self._state.drain(StopReason.EXHAUSTED)
+            if self._state.reason is not None and not self._waiting_for_retry():
+                self._dismiss(worker, conn_id)
+                return None
+            if self.n_trials is not None and self._n_started >= self.n_trials:
+                self._state.drain(StopReason.N_TRIALS)
+                self._dismiss(worker, conn_id)
+                return None
+            self._n_started += 1
+        asked_at = datetime.datetime.now()
+        try:
+            trial = self.study.ask()
+        except Exception as e:
+            # As in Study.optimize, a failing sampler (or storage) stops the study and is
+            # raised on the driver. The trial Optuna created before the sampler failed is
+            # failed here, or it would stay RUNNING with nobody to end it.
+            with self._lock:
+                self._n_started -= 1
                 fail_trial_left_by_ask(self.study, e, asked_at, set(self._leases.ids()))
                 self._state.fail(e)
                 self._dismiss(worker, conn_id)
-                self._check_done()
-                return None
+            return None
+        trial_id = optuna_adapter.trial_id_of(trial)
+        record = worker_record(worker, self.run_id)
+        self._storage.set_trial_system_attr(trial_id, ATTR_WORKER, record)
+        with self._lock:
             self._note_sampler_stop()
-            self._n_started += 1
-            trial_id = optuna_adapter.trial_id_of(trial)
             self._retries.started(trial_id)
-            record = worker_record(worker, self.run_id)
-            self._storage.set_trial_system_attr(trial_id, ATTR_WORKER, record)
             self._leases.grant(trial_id, trial, conn_id, record)
-            return m.AskReply(trial_id, trial.number, self.study.study_name)
+        return m.AskReply(trial_id, trial.number, self.study.study_name)
 
     def call_trial(self, conn_id: int, request: m.TrialRequest) -> Any:
-        """Run a method of the driver's ``optuna.Trial`` (suggest, attributes, reads)."""
+        """Run a method of the driver's ``optuna.Trial`` (suggest, attributes, reads).
+
+        Suggestions run under the sampler's lock; nothing here holds the bookkeeping lock.
+        """
         method = TRIAL_METHODS[type(request)]
-        with self._lock, optuna_adapter.in_optimize_loop(self.study):
-            return method(self._leases.touch(request.trial_id).trial, request)
+        with self._lock:
+            trial = self._leases.touch(request.trial_id).trial
+        samples = type(request) in _SAMPLES
+        sampling = self._sampler_lock if samples else contextlib.nullcontext()
+        with sampling, optuna_adapter.in_optimize_loop(self.study):
+            return method(trial, request)
 
     def report(self, conn_id: int, trial_id: int, value: float, step: int) -> None:
         """Record an intermediate value (workers send it without waiting for the reply)."""
         with self._lock:
-            self._leases.touch(trial_id).trial.report(value, step)
+            trial = self._leases.touch(trial_id).trial
+        trial.report(value, step)
 
     def should_prune(self, conn_id: int, trial_id: int) -> bool:
-        with self._lock, optuna_adapter.in_optimize_loop(self.study):
-            lease = self._leases.touch(trial_id)
+        with self._lock:
+            trial = self._leases.touch(trial_id).trial
             if self._state.interrupting and self.stop_running_trials:
                 self._interrupted.add(trial_id)
                 return True
-            return lease.trial.should_prune()
+        with self._prune_lock, optuna_adapter.in_optimize_loop(self.study):
+            return trial.should_prune()
 
     def heartbeat(self, conn_id: int, trial_ids: list[int]) -> list[int]:
         """Record signs of life; returns those of ``trial_ids`` the driver no longer runs."""
@@ -247,27 +152,10 @@ class StudyRun:
             lease = self._leases.release(trial_id)
             interrupted = trial_id in self._interrupted
             self._interrupted.discard(trial_id)
-            values: Any = None
-            state: TrialState | None = TrialState.FAIL
-            failure = None
-            if isinstance(request, m.TellValues) and request.unusable is not None:
-                failure = request.unusable  # Optuna's own message for a value it cannot cast
-                self._storage.set_trial_system_attr(trial_id, ATTR_FAIL_REASON, failure)
-            elif isinstance(request, m.TellValues):
-                values, state = request.values, None
-            elif isinstance(request, m.TellPruned):
-                state = TrialState.PRUNED
-                if interrupted and self._state.reason is not None:
-                    self._storage.set_trial_system_attr(
-                        trial_id, ATTR_INTERRUPTED, str(self._state.reason)
-                    )
-            else:
-                failure = f"{request.error.type}: {request.error.message}"
-                self._storage.set_trial_system_attr(trial_id, ATTR_FAIL_REASON, failure)
-                self._storage.set_trial_system_attr(
-                    trial_id, ATTR_TRACEBACK, request.error.traceback
-                )
-            frozen = self._finish(lease, values, state, failure)
+            outcome = outcome_of(request, self._state.reason if interrupted else None)
+            for key, value in outcome.attrs.items():
+                self._storage.set_trial_system_attr(trial_id, key, value)
+            frozen = self._finish(lease, outcome.values, outcome.state, outcome.failure)
             if isinstance(request, m.TellFailed) and request.caught:
                 # An uncaught error is raised by optimize with this traceback as its cause:
                 # it is printed there, once.
@@ -295,128 +183,3 @@ class StudyRun:
                 )
             if lost:
                 self._check_done()
-
-    def tick(self) -> None:
-        """Periodic checks: lost workers, trial time limits, the run's timeout."""
-        with self._lock:
-            for expiry in self._leases.expired():
-                self._end_on_driver(expiry.trial_id, expiry.reason, retry=expiry.lost)
-            if self.timeout is not None and self.elapsed >= self.timeout:
-                self._state.drain(StopReason.TIMEOUT)
-            self._check_done()
-        now = time.monotonic()
-        if now - self._stamped > _recovery.LEASE_RENEW:
-            self._stamp()
-        if now - self._checked_orphans > _recovery.CHECK_EVERY:
-            self._checked_orphans = now
-            fail_orphans(self.study, self.run_id)  # runs that died while this one runs
-
-    # -----------------------------------------------------------------------------------------
-    # Internals; all called with the lock held.
-
-    def _stamp(self) -> None:
-        self._stamped = time.monotonic()
-        stamp_alive(self.study, self.run_id, self.done)
-
-    def _dismiss(self, worker: m.WorkerInfo, conn_id: int) -> None:
-        self._dismissed.add(worker.partition if worker.partition is not None else f"c{conn_id}")
-        self.changes.notify()
-
-    def _may_start_trial(self) -> bool:
-        if self._state.reason is None:
-            if optuna_adapter.stop_requested(self.study):
-                self._state.drain(StopReason.STUDY)
-            elif self.n_trials is not None and self._n_started >= self.n_trials:
-                self._state.drain(StopReason.N_TRIALS)
-            elif self.timeout is not None and self.elapsed >= self.timeout:
-                self._state.drain(StopReason.TIMEOUT)
-            elif optuna_adapter.all_points_started(self.study):
-                self._state.drain(StopReason.EXHAUSTED)
-        if self._state.reason is None:
-            return True
-        # A lost trial's retry still runs when only the sampler had nothing left to give.
-        return self._waiting_for_retry()
-
-    def _waiting_for_retry(self) -> bool:
-        return self._state.reason is StopReason.EXHAUSTED and self._retries.has_pending
-
-    def _note_sampler_stop(self) -> None:
-        # ``study.stop()`` from inside ask/tell is the sampler's (GridSampler, LOCOSampler,
-        # BruteForceSampler): nothing is left to hand out, but running trials must finish.
-        # The flag is consumed, so that only a later stop (a callback's) interrupts them.
-        if optuna_adapter.stop_requested(self.study):
-            optuna_adapter.clear_stop(self.study)
-            self._state.drain(StopReason.EXHAUSTED)
-
-    def _check_done(self) -> None:
-        if self._leases:
-            return
-        if self.n_trials is not None and self._n_started >= self.n_trials:
-            self._state.drain(StopReason.N_TRIALS)
-        if self._state.phase is Phase.DRAINING and not self._waiting_for_retry():
-            self._retries.fail_unstarted(str(self._state.reason))
-            self._state.finish()
-            self._stamp()
-
-    def _finish(
-        self, lease: Lease, values: Any, state: TrialState | None, failure: str | None
-    ) -> FrozenTrial:
-        """Tell Optuna how a trial ended; a failure to do so stops the run and is raised."""
-        try:
-            frozen = optuna_adapter.tell(self.study, lease.trial, values, state, failure)
-        except Exception as e:
-            self._n_finished += 1
-            with contextlib.suppress(Exception):
-                trial_id = optuna_adapter.trial_id_of(lease.trial)
-                self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            self._state.fail(e)
-            self._check_done()
-            raise
-        self._note_sampler_stop()
-        self._n_finished += 1
-        return frozen
-
-    def _after_trial(self, frozen: FrozenTrial) -> None:
-        try:
-            for callback in self.callbacks:
-                callback(self.study, copy.deepcopy(frozen))
-        except Exception as e:
-            self._state.fail(e)
-        if optuna_adapter.stop_requested(self.study):
-            self._state.drain(StopReason.STUDY)
-        for listener in self.listeners:
-            try:
-                listener(self, frozen)
-            except Exception:
-                _logger.exception("A progress listener failed.")
-        self.changes.notify()
-
-    def _end_on_driver(self, trial_id: int, reason: str, *, retry: bool) -> None:
-        """Fail a running trial that its worker will not finish (lost, timed out, stopped)."""
-        lease = self._leases.release(trial_id, ended_by_driver=reason)
-        self._interrupted.discard(trial_id)
-        where = ", ".join(
-            f"{k}={lease.worker[k]}"
-            for k in ("host", "executor_id", "attempt")
-            if k in lease.worker
-        )
-        full = f"{reason} ({where})" if where else reason
-        _logger.warning("Trial %d failed: %s.", lease.number, full)
-        with optuna_adapter.in_optimize_loop(self.study):
-            try:
-                retrying = retry and self._retries.allows(
-                    trial_id, self._n_started, self._state.reason
-                )
-                self._storage.set_trial_system_attr(trial_id, ATTR_FAIL_REASON, full)
-            except Exception as e:  # the storage refused: the run cannot go on
-                self._n_finished += 1
-                self._state.fail(e)
-                self._check_done()
-                return
-            try:
-                frozen = self._finish(lease, None, TrialState.FAIL, None)
-            except Exception:
-                return  # _finish has failed the run with it
-            if retrying:
-                self._retries.enqueue(frozen)
-            self._after_trial(frozen)

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
+#: Connections the kernel queues before they are accepted (capped by the system's
+#: ``somaxconn``): a thousand workers that start in the same second all get in.
+LISTEN_BACKLOG = 4096
+
 #: ``handler(request, connection id) -> result`` for one request type.
 Handler = Callable[[Any, int], Any]
 
@@ -165,7 +169,7 @@ class StudyServer:
         host, port = self._requested
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            listener = socket.create_server((host, port), family=family, backlog=128)
+            listener = socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
         except OSError as e:
             raise OSError(
                 e.errno, f"Could not bind the optuna-spark server to {host}:{port}: {e.strerror}"
@@ -201,7 +205,10 @@ class StudyServer:
             connections = list(self._connections.values())
         for sock, _ in connections:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                # Stop reading only: a reply being written (a worker just told to stop, say)
+                # still reaches its client; the thread then sees the end and closes. The
+                # plain socket's shutdown, so that a TLS socket keeps its TLS layer.
+                socket.socket.shutdown(sock, socket.SHUT_RD)
         # A thread that already left _connections may still be finishing: join them all.
         with self._lock:
             threads, self._threads = self._threads, []

@@ -189,12 +189,7 @@ class SparkExecutor:
             stop_running_trials=self._stop_running_trials,
             retry_lost_trials=self._retry_lost_trials,
         )
-        try:
-            spark = self.spark
-            _warn_if_no_task_retries(spark)
-        except BaseException:
-            run.stop(StopReason.INTERRUPTED)  # nothing ran: its lease says it is over
-            raise
+        spark = self._session_for(run)
         n_workers = self._n_workers or spark.sparkContext.defaultParallelism
         if n_trials is not None:
             n_workers = max(1, min(n_workers, n_trials))
@@ -230,6 +225,16 @@ class SparkExecutor:
                 f"The Spark job of study '{study.study_name}' failed before the study was "
                 f"over ({run.n_finished} trials finished): {job.failure_message()}"
             ) from job.error
+
+    def _session_for(self, run: StudyRun) -> SparkSession:
+        """The session, started now if needed; if it cannot be, ``run`` ends unstarted."""
+        try:
+            spark = self.spark
+            _warn_if_no_task_retries(spark)
+        except BaseException:
+            run.stop(StopReason.INTERRUPTED)  # nothing ran: its lease says it is over
+            raise
+        return spark
 
     def _server(self, spark: SparkSession, study: optuna.Study) -> StudyServer:
         """The server the workers reach the run through (not started yet)."""

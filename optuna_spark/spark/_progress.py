@@ -18,6 +18,7 @@ class ProgressBar:
 
     def __init__(self, run: StudyRun, enabled: bool, n_workers: int) -> None:
         self._enabled = enabled
+        self._run = run
         self._lock = threading.Lock()
         self._counts = {TrialState.COMPLETE: 0, TrialState.PRUNED: 0, TrialState.FAIL: 0}
         directions = run.study.directions
@@ -36,7 +37,8 @@ class ProgressBar:
             )
             run.listeners.append(self._on_trial)
 
-    def _on_trial(self, run: StudyRun, trial: FrozenTrial) -> None:
+    def _on_trial(self, trial: FrozenTrial) -> None:
+        run = self._run
         with self._lock:
             if trial.state in self._counts:
                 self._counts[trial.state] += 1

@@ -49,10 +49,11 @@ class Endpoint:
         return self.tls_cadata is not None or self.tls_cafile is not None
 
 
-#: Failures of a connection attempt that a later attempt may not meet: nobody listening yet,
-#: a server too busy to finish the handshake in time, a connection dropped during it.
+#: Failures of a connection attempt that a later attempt may not meet: a server too busy to
+#: finish the handshake in time, a connection dropped during it (a flood of other
+#: connections). A refused connection is not one: nobody listens there (the study is over,
+#: or the address is wrong), and a task that waits for nothing would only hold its slot.
 _TRANSIENT = (
-    ConnectionRefusedError,
     ConnectionResetError,
     ConnectionAbortedError,
     BrokenPipeError,
@@ -79,6 +80,14 @@ def _open(endpoint: Endpoint, token: bytes) -> socket.socket:
                 ) from e
             time.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(2 * delay, 1.0, left / 4)
+        except OSError as e:
+            if type(e) is ConnectionError:  # already says what went wrong
+                raise
+            raise ConnectionError(
+                f"Could not connect to the optuna-spark server at {endpoint.address}: {e}. "
+                "Check that the driver's server is running (it lives as long as its optimize "
+                "call) and reachable from this host."
+            ) from e
 
 
 def _connect_once(endpoint: Endpoint, token: bytes, deadline: float) -> socket.socket:

@@ -167,18 +167,49 @@ def test_an_idle_authenticated_connection_is_closed_and_storage_reconnects() -> 
         storage.close()
 
 
-def test_a_refused_client_retries_until_the_server_is_up() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    started: list[StudyServer] = []
-    server = StudyServer(optuna.storages.InMemoryStorage(), port=port, token="t")
-    timer = threading.Timer(0.5, lambda: started.append(server.start()))
-    timer.start()
-    try:
-        conn = Connection(Endpoint("127.0.0.1", port, "t", connect_timeout=20))
-        assert conn.call(m.Ping()) == "pong"
-        conn.close()
-    finally:
-        timer.join()
-        server.close()
+def test_a_client_retries_a_handshake_the_server_dropped(
+    server: StudyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection dropped during its handshake (the server evicting it in a flood) is
+    retried with backoff until the connect deadline; a refused one is not (nobody listens)."""
+    from optuna_spark.wire import _client
+    from optuna_spark.wire import _frames
+
+    real = _client._connect_once
+    attempts: list[int] = []
+
+    def dropped_twice(*args: object) -> socket.socket:
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise _frames.PeerClosedError("the connection was closed by the peer")
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_client, "_connect_once", dropped_twice)
+    conn = Connection(server.endpoint)
+    assert conn.call(m.Ping()) == "pong" and len(attempts) == 3
+    conn.close()
+
+
+def test_a_connect_storm_of_300_clients_all_join(server: StudyServer) -> None:
+    n = 300
+    barrier = threading.Barrier(n)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        barrier.wait(30)
+        try:
+            conn = Connection(server.endpoint)
+            outcome = conn.call(m.Ping())
+            conn.close()
+        except Exception as e:
+            outcome = f"{type(e).__name__}: {e}"
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results.count("pong") == n, [r for r in results if r != "pong"][:3]

@@ -280,12 +280,12 @@ def test_a_closed_port_fails_fast_naming_the_address() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    t0 = time.monotonic()
+    t0 = time.monotonic()  # nobody listens: no retry until the (long) connect timeout
     with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}"):
-        Connection(Endpoint("127.0.0.1", port, "token", connect_timeout=1.0))
+        Connection(Endpoint("127.0.0.1", port, "token", connect_timeout=30.0))
     with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}"):
-        RemoteStorage("127.0.0.1", port, "token", connect_timeout=1.0).get_all_studies()
-    assert time.monotonic() - t0 < 3
+        RemoteStorage("127.0.0.1", port, "token", connect_timeout=30.0).get_all_studies()
+    assert time.monotonic() - t0 < 10
 
 
 @pytest.mark.timeout(30)
