@@ -10,9 +10,7 @@ changes one fails one test with a message naming it, and an upgrade touches one 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,16 +81,22 @@ def is_in_optimize_loop(study: optuna.Study) -> bool:
     return bool(study._thread_local.in_optimize_loop)
 
 
-@contextlib.contextmanager
-def in_optimize_loop(study: optuna.Study) -> Iterator[None]:
-    """Let ``study.stop()`` work in this thread, as inside ``Study.optimize``."""
-    local = study._thread_local
-    previous = local.in_optimize_loop
-    local.in_optimize_loop = True
-    try:
-        yield
-    finally:
-        local.in_optimize_loop = previous
+class in_optimize_loop:
+    """Let ``study.stop()`` work in this thread, as inside ``Study.optimize``.
+
+    A class rather than a generator: it is entered on every request of a worker.
+    """
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._local = study._thread_local
+        self._previous = False
+
+    def __enter__(self) -> None:
+        self._previous = self._local.in_optimize_loop
+        self._local.in_optimize_loop = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.in_optimize_loop = self._previous
 
 
 def stop_requested(study: optuna.Study) -> bool:

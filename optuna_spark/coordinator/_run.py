@@ -64,52 +64,48 @@ class StudyRun(RunCore):
         pruning questions, tells and heartbeats are answered while it works. Asks are
         serialized among themselves (one seeded sampler, each grid point handed out once).
         """
-        with self._lock:
-            if not self._may_start_trial():
-                self._dismiss(worker, conn_id)
+        with self._sampler_lock, optuna_adapter.in_optimize_loop(self.study):
+            with self._lock:
+                if not self._reserve():
+                    self._dismiss(worker, conn_id)
+                    return None
+            asked_at = datetime.datetime.now()
+            try:
+                trial = self.study.ask()
+            except Exception as e:
+                # As in Study.optimize, a failing sampler (or storage) stops the study and is
+                # raised on the driver. The trial Optuna created before the sampler failed
+                # is failed here, or it would stay RUNNING with nobody to end it.
+                with self._lock:
+                    self._n_started -= 1
+                    self._asking -= 1
+                    fail_trial_left_by_ask(self.study, e, asked_at, set(self._leases.ids()))
+                    self._state.fail(e)
+                    self._dismiss(worker, conn_id)
+                    self._check_done()
                 return None
-            self._asking += 1  # the run is not over while a trial is being made
-        try:
-            with self._sampler_lock, optuna_adapter.in_optimize_loop(self.study):
-                return self._ask_locked(conn_id, worker)
-        finally:
+            trial_id = optuna_adapter.trial_id_of(trial)
+            record = worker_record(worker, self.run_id)
+            self._storage.set_trial_system_attr(trial_id, ATTR_WORKER, record)
             with self._lock:
                 self._asking -= 1
-                self._check_done()
+                self._note_sampler_stop()
+                self._retries.started(trial_id)
+                self._leases.grant(trial_id, trial, conn_id, record)
+            return m.AskReply(trial_id, trial.number, self.study.study_name)
 
-    def _ask_locked(self, conn_id: int, worker: m.WorkerInfo) -> m.AskReply | None:
-        with self._lock:
-            if self._state.reason is None and optuna_adapter.all_points_started(self.study):
-                self._state.drain(StopReason.EXHAUSTED)
-            if self._state.reason is not None and not self._waiting_for_retry():
-                self._dismiss(worker, conn_id)
-                return None
-            if self.n_trials is not None and self._n_started >= self.n_trials:
-                self._state.drain(StopReason.N_TRIALS)
-                self._dismiss(worker, conn_id)
-                return None
-            self._n_started += 1
-        asked_at = datetime.datetime.now()
-        try:
-            trial = self.study.ask()
-        except Exception as e:
-            # As in Study.optimize, a failing sampler (or storage) stops the study and is
-            # raised on the driver. The trial Optuna created before the sampler failed is
-            # failed here, or it would stay RUNNING with nobody to end it.
-            with self._lock:
-                self._n_started -= 1
-                fail_trial_left_by_ask(self.study, e, asked_at, set(self._leases.ids()))
-                self._state.fail(e)
-                self._dismiss(worker, conn_id)
-            return None
-        trial_id = optuna_adapter.trial_id_of(trial)
-        record = worker_record(worker, self.run_id)
-        self._storage.set_trial_system_attr(trial_id, ATTR_WORKER, record)
-        with self._lock:
-            self._note_sampler_stop()
-            self._retries.started(trial_id)
-            self._leases.grant(trial_id, trial, conn_id, record)
-        return m.AskReply(trial_id, trial.number, self.study.study_name)
+    def _reserve(self) -> bool:
+        """Whether a trial may start now; if so, count it in ``n_trials`` already (so that
+        ``n_trials`` stays exact and the run is not over while the trial is being made)."""
+        if not self._may_start_trial():
+            return False
+        if self._state.reason is None and optuna_adapter.all_points_started(self.study):
+            self._state.drain(StopReason.EXHAUSTED)
+            if not self._waiting_for_retry():
+                return False
+        self._n_started += 1
+        self._asking += 1
+        return True
 
     def call_trial(self, conn_id: int, request: m.TrialRequest) -> Any:
         """Run a method of the driver's ``optuna.Trial`` (suggest, attributes, reads).
@@ -127,16 +123,16 @@ class StudyRun(RunCore):
     def report(self, conn_id: int, trial_id: int, value: float, step: int) -> None:
         """Record an intermediate value (workers send it without waiting for the reply)."""
         with self._lock:
-            trial = self._leases.touch(trial_id).trial
-        trial.report(value, step)
+            self._leases.touch(trial_id).trial.report(value, step)
 
     def should_prune(self, conn_id: int, trial_id: int) -> bool:
-        with self._lock:
+        # Under the bookkeeping lock (the pruner is quick next to a sampler, and pruning
+        # questions in parallel only contend for the storage), never behind the sampler.
+        with self._lock, optuna_adapter.in_optimize_loop(self.study):
             trial = self._leases.touch(trial_id).trial
             if self._state.interrupting and self.stop_running_trials:
                 self._interrupted.add(trial_id)
                 return True
-        with self._prune_lock, optuna_adapter.in_optimize_loop(self.study):
             return trial.should_prune()
 
     def heartbeat(self, conn_id: int, trial_ids: list[int]) -> list[int]:

@@ -2,9 +2,9 @@
 
 It composes small pieces, each owning one decision: :class:`RunState` (running -> draining
 -> done), :class:`LeaseTable` (who runs what, heartbeats, deadlines), :class:`RetryPolicy`
-(lost trials) and :mod:`._recovery` (trials left RUNNING by a dead driver). Three locks keep
+(lost trials) and :mod:`._recovery` (trials left RUNNING by a dead driver). Two locks keep
 the sampler's work from delaying anything else: the bookkeeping lock (held briefly, never
-while sampling or pruning), the sampler's and the pruner's.
+while sampling) and the sampler's.
 """
 
 from __future__ import annotations
@@ -74,12 +74,13 @@ class RunCore:
         self.stop_running_trials = stop_running_trials
         #: Called with each finished trial (the progress bar).
         self.listeners: list[Callable[[FrozenTrial], None]] = []
-        #: Signalled on every change of state, finished trial and dismissed worker.
+        #: Signalled on every change of state, first error and dismissed worker (not on each
+        #: finished trial: waking the driver's main thread a thousand times a second would
+        #: cost the service its CPU).
         self.changes = Changes()
 
         self._lock = threading.RLock()  # bookkeeping: leases, state, counters; held briefly
         self._sampler_lock = threading.Lock()  # study.ask() and suggestions, one at a time
-        self._prune_lock = threading.Lock()  # the pruner, one question at a time
         self._asking = 0  # asks between their reservation and their lease
         self._callback_study = CallbackStudy(study, lambda: self.stop(StopReason.STUDY))
         self._state = RunState(on_change=self.changes.notify)
@@ -259,7 +260,6 @@ class RunCore:
                 listener(frozen)
             except Exception:
                 _logger.exception("A progress listener failed.")
-        self.changes.notify()
 
     def _end_on_driver(self, trial_id: int, reason: str, *, retry: bool) -> None:
         """Fail a running trial that its worker will not finish (lost, timed out, stopped)."""

@@ -24,7 +24,7 @@ def supervise(
 ) -> bool:
     """Wait until the study is over for this call; returns whether the job ended first.
 
-    The run signals every finished trial, change of state and dismissed worker, and the job
+    The run signals every change of state, first error and dismissed worker, and the job
     signals its end, on ``run.changes``. This waits on those:
 
     1. until the run is done. When the job ends first (Spark gave up on the tasks), the run
