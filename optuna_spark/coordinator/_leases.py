@@ -23,6 +23,7 @@ class Lease:
     worker: dict[str, Any]
     started: float
     last_seen: float
+    busy: int = 0  # calls of its worker in progress (waiting for the sampler, say)
 
     @property
     def number(self) -> int:
@@ -115,7 +116,7 @@ class LeaseTable:
         out = []
         for trial_id, lease in self._leases.items():
             silent = now - lease.last_seen
-            if silent > self.heartbeat_grace:
+            if silent > self.heartbeat_grace and not lease.busy:
                 reason = (
                     f"worker lost: no heartbeat for {silent:.1f} s "
                     f"(grace {self.heartbeat_grace:g} s)"

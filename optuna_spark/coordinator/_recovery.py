@@ -139,7 +139,10 @@ def fail_orphans(study: optuna.Study, own_run_id: str | None = None) -> list[int
 
 
 def fail_trial_left_by_ask(
-    study: optuna.Study, error: Exception, asked_at: datetime.datetime, leased: Container[int]
+    study: optuna.Study,
+    error: BaseException,
+    asked_at: datetime.datetime,
+    leased: Container[int],
 ) -> None:
     """Fail the trial a failing ``study.ask()`` created before its sampler raised.
 

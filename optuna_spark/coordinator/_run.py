@@ -11,13 +11,16 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 
 from optuna_spark import _optuna_adapter as optuna_adapter
+from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
 from optuna_spark.coordinator._attrs import ATTR_WORKER
 from optuna_spark.coordinator._leases import worker_record
 from optuna_spark.coordinator._outcome import Tell
@@ -70,29 +73,57 @@ class StudyRun(RunCore):
                     self._dismiss(worker, conn_id)
                     return None
             asked_at = datetime.datetime.now()
+            trial: optuna.Trial | None = None
             try:
                 trial = self.study.ask()
-            except Exception as e:
-                # As in Study.optimize, a failing sampler (or storage) stops the study and is
-                # raised on the driver. The trial Optuna created before the sampler failed
-                # is failed here, or it would stay RUNNING with nobody to end it.
-                with self._lock:
-                    self._n_started -= 1
-                    self._asking -= 1
-                    fail_trial_left_by_ask(self.study, e, asked_at, set(self._leases.ids()))
-                    self._state.fail(e)
-                    self._dismiss(worker, conn_id)
-                    self._check_done()
+                record = worker_record(worker, self.run_id)
+                trial_id = optuna_adapter.trial_id_of(trial)
+                self._storage.set_trial_system_attr(trial_id, ATTR_WORKER, record)
+            except BaseException as e:
+                self._ask_failed(e, trial, asked_at, worker, conn_id)
+                if not isinstance(e, Exception):
+                    raise
                 return None
-            trial_id = optuna_adapter.trial_id_of(trial)
-            record = worker_record(worker, self.run_id)
-            self._storage.set_trial_system_attr(trial_id, ATTR_WORKER, record)
             with self._lock:
                 self._asking -= 1
                 self._note_sampler_stop()
                 self._retries.started(trial_id)
                 self._leases.grant(trial_id, trial, conn_id, record)
+                if self._closing is not None:
+                    # The run was closed (Ctrl-C, the job gone) while this trial was made.
+                    self._end_on_driver(trial_id, self._closing, retry=False)
+                    self._dismiss(worker, conn_id)
+                    self._check_done()
+                    return None
             return m.AskReply(trial_id, trial.number, self.study.study_name)
+
+    def _ask_failed(
+        self,
+        error: BaseException,
+        trial: optuna.Trial | None,
+        asked_at: datetime.datetime,
+        worker: m.WorkerInfo,
+        conn_id: int,
+    ) -> None:
+        """As in Study.optimize, a failing sampler (or storage) stops the study and is raised
+        on the driver; the trial made for the ask is failed, or it would stay RUNNING."""
+        with self._lock:
+            self._asking -= 1
+            if trial is None:
+                self._n_started -= 1  # Optuna's own trial, if it made one, is found and failed
+                fail_trial_left_by_ask(self.study, error, asked_at, set(self._leases.ids()))
+            else:
+                with contextlib.suppress(Exception):
+                    trial_id = optuna_adapter.trial_id_of(trial)
+                    reason = f"the driver failed while starting it: {error!r}"
+                    self._storage.set_trial_system_attr(trial_id, ATTR_FAIL_REASON, reason)
+                    self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            if isinstance(error, Exception):
+                self._state.fail(error)
+            else:
+                self._state.drain(StopReason.INTERRUPTED)
+            self._dismiss(worker, conn_id)
+            self._check_done()
 
     def _reserve(self) -> bool:
         """Whether a trial may start now; if so, count it in ``n_trials`` already (so that
@@ -114,11 +145,17 @@ class StudyRun(RunCore):
         """
         method = TRIAL_METHODS[type(request)]
         with self._lock:
-            trial = self._leases.touch(request.trial_id).trial
+            lease = self._leases.touch(request.trial_id)
+            lease.busy += 1  # alive while it waits for the sampler (its heartbeats wait too)
         samples = type(request) in _SAMPLES
         sampling = self._sampler_lock if samples else contextlib.nullcontext()
-        with sampling, optuna_adapter.in_optimize_loop(self.study):
-            return method(trial, request)
+        try:
+            with sampling, optuna_adapter.in_optimize_loop(self.study):
+                return method(lease.trial, request)
+        finally:
+            with self._lock:
+                lease.busy -= 1
+                lease.last_seen = time.monotonic()
 
     def report(self, conn_id: int, trial_id: int, value: float, step: int) -> None:
         """Record an intermediate value (workers send it without waiting for the reply)."""

@@ -82,6 +82,7 @@ class RunCore:
         self._lock = threading.RLock()  # bookkeeping: leases, state, counters; held briefly
         self._sampler_lock = threading.Lock()  # study.ask() and suggestions, one at a time
         self._asking = 0  # asks between their reservation and their lease
+        self._closing: str | None = None  # why the run was closed, for trials still being made
         self._callback_study = CallbackStudy(study, lambda: self.stop(StopReason.STUDY))
         self._state = RunState(on_change=self.changes.notify)
         self._leases = LeaseTable(heartbeat_grace, trial_timeout)
@@ -152,8 +153,12 @@ class RunCore:
             self._check_done()
 
     def fail_running(self, reason: str) -> None:
-        """Mark every running trial FAIL now (for example when the job is cancelled)."""
+        """Mark every running trial FAIL now (for example when the job is cancelled).
+
+        A trial being made at this moment is failed with the same reason when it is ready.
+        """
         with self._lock:
+            self._closing = self._closing or reason
             for trial_id in self._leases.ids():
                 self._end_on_driver(trial_id, reason, retry=False)
             self._check_done()
@@ -161,6 +166,7 @@ class RunCore:
     def close(self, detail: str) -> None:
         """The workers are gone (``detail`` says how): fail what still runs, end the run."""
         with self._lock:
+            self._closing = self._closing or f"worker lost: {detail}"
             self._state.drain(StopReason.WORKERS_GONE, detail)
             for trial_id in self._leases.ids():
                 self._end_on_driver(trial_id, f"worker lost: {detail}", retry=False)
@@ -255,6 +261,13 @@ class RunCore:
                 callback(self._callback_study, copy.deepcopy(frozen))
         except Exception as e:
             self._state.fail(e)
+        if optuna_adapter.stop_requested(self.study):
+            # A callback that called stop() on the study object it closes over (not the one
+            # it was given) stops the run, as in Study.optimize; a sampler with nothing left
+            # does not interrupt anything.
+            optuna_adapter.clear_stop(self.study)
+            exhausted = optuna_adapter.all_points_started(self.study)
+            self._state.drain(StopReason.EXHAUSTED if exhausted else StopReason.STUDY)
         for listener in self.listeners:
             try:
                 listener(frozen)

@@ -81,3 +81,11 @@ def test_the_worker_record_flattens_extra_and_names_the_run() -> None:
         "rack": "r2",
         "run_id": "run",
     }
+
+
+def test_a_lease_whose_worker_is_waiting_on_the_driver_does_not_expire() -> None:
+    clock = _Clock()
+    table, trials = _table(clock, heartbeat_grace=10.0)
+    table.touch(trials[0]._trial_id).busy += 1  # a suggestion waiting for the sampler
+    clock.now += 60
+    assert [e.trial_id for e in table.expired()] == [t._trial_id for t in trials[1:]]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from optuna_spark import StudyRun
 from optuna_spark.ablation import LOCOSampler
+from optuna_spark.coordinator import StopReason
 from optuna_spark.wire.messages import AskReply
 from tests._calls import ask
 from tests._calls import suggest_categorical
@@ -158,3 +162,61 @@ def test_a_storage_error_while_failing_a_lost_trial_ends_the_run_with_it() -> No
     run.connection_lost(1)
     assert isinstance(run.error, optuna.exceptions.UpdateFinishedTrialError)
     assert run.done and run.n_finished == 1
+
+
+class _BlockingSampler(optuna.samplers.RandomSampler):
+    """Holds study.ask() until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.entered.set()
+        assert self.release.wait(10)
+
+
+@pytest.mark.parametrize("how", ["close", "fail_running"])
+def test_a_trial_being_made_when_the_run_is_closed_is_failed_not_left_running(how: str) -> None:
+    sampler = _BlockingSampler()
+    study = optuna.create_study(sampler=sampler)
+    run = StudyRun(study, n_trials=5)
+    replies: list[Any] = []
+    asking = threading.Thread(target=lambda: replies.append(ask(run, 1)))
+    asking.start()
+    assert sampler.entered.wait(10)
+    if how == "close":
+        run.close("the Spark job ended")
+    else:
+        run.stop()
+        run.fail_running("interrupted: KeyboardInterrupt on the driver")
+    sampler.release.set()
+    asking.join(10)
+    assert replies == [None]  # the worker is told to stop
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    assert run.done
+
+
+def test_a_storage_error_after_the_sampler_fails_the_trial_and_ends_the_run() -> None:
+    class _FailingWrites(optuna.storages.InMemoryStorage):
+        def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+            if key == "optuna_spark:worker":
+                raise RuntimeError("the database went away")
+            super().set_trial_system_attr(trial_id, key, value)
+
+    study = optuna.create_study(storage=_FailingWrites())
+    run = StudyRun(study, n_trials=5)
+    assert ask(run, 1) is None
+    assert isinstance(run.error, RuntimeError) and run.done
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+
+
+def test_a_callback_stopping_the_study_it_closes_over_interrupts_running_trials() -> None:
+    study = optuna.create_study()
+    run = StudyRun(study, n_trials=10, callbacks=[lambda s, t: study.stop()])
+    a, b = ask(run, 1), ask(run, 2)
+    assert a is not None and b is not None
+    tell(run, 1, a, "values", 1.0)
+    assert run.stop_reason is StopReason.STUDY
+    assert run.should_prune(2, b.trial_id) is True  # told to stop, as Study.optimize would
