@@ -12,11 +12,9 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_spark import _optuna_adapter as optuna_adapter
@@ -28,16 +26,12 @@ from optuna_spark.coordinator._outcome import outcome_of
 from optuna_spark.coordinator._recovery import fail_trial_left_by_ask
 from optuna_spark.coordinator._run_core import RunCore
 from optuna_spark.coordinator._state import StopReason
+from optuna_spark.coordinator._trial_methods import SAMPLING
 from optuna_spark.coordinator._trial_methods import TRIAL_METHODS
 from optuna_spark.wire import messages as m
 from optuna_spark.wire._errors import rebuild_error
 
 _logger = logging.getLogger(__name__)
-
-#: Requests that run the sampler.
-_SAMPLES = (m.SuggestFloat, m.SuggestInt, m.SuggestCategorical)
-
-Callback = Callable[[optuna.Study, FrozenTrial], None]
 
 
 class StudyRun(RunCore):
@@ -147,7 +141,7 @@ class StudyRun(RunCore):
         with self._lock:
             lease = self._leases.touch(request.trial_id)
             lease.busy += 1  # alive while it waits for the sampler (its heartbeats wait too)
-        samples = type(request) in _SAMPLES
+        samples = type(request) in SAMPLING
         sampling = self._sampler_lock if samples else contextlib.nullcontext()
         try:
             with sampling, optuna_adapter.in_optimize_loop(self.study):

@@ -41,9 +41,6 @@ from optuna_spark.wire import messages as m
 
 _logger = logging.getLogger(__name__)
 
-#: Requests that run the sampler.
-_SAMPLES = (m.SuggestFloat, m.SuggestInt, m.SuggestCategorical)
-
 Callback = Callable[[optuna.Study, FrozenTrial], None]
 
 
@@ -165,11 +162,12 @@ class RunCore:
 
     def close(self, detail: str) -> None:
         """The workers are gone (``detail`` says how): fail what still runs, end the run."""
+        reason = f"worker lost: {detail}"
         with self._lock:
-            self._closing = self._closing or f"worker lost: {detail}"
+            self._closing = self._closing or reason
             self._state.drain(StopReason.WORKERS_GONE, detail)
             for trial_id in self._leases.ids():
-                self._end_on_driver(trial_id, f"worker lost: {detail}", retry=False)
+                self._end_on_driver(trial_id, reason, retry=False)
             self._check_done()
 
     def set_error(self, error: BaseException) -> None:
@@ -219,10 +217,11 @@ class RunCore:
         return self._state.reason is StopReason.EXHAUSTED and self._retries.has_pending
 
     def _note_sampler_stop(self) -> None:
-        # Only a sampler sets the study's stop flag (GridSampler, LOCOSampler,
+        # Read here, the study's stop flag is a sampler's (GridSampler, LOCOSampler,
         # BruteForceSampler, from ask or tell): nothing is left to hand out, but running
         # trials must finish. Callbacks get a study whose stop() stops the run itself
-        # (StopReason.STUDY, which interrupts), so the two can never be mistaken.
+        # (StopReason.STUDY, which interrupts); one that stops the study it closes over
+        # instead is told apart right after the callbacks run (see _after_trial).
         if optuna_adapter.stop_requested(self.study):
             optuna_adapter.clear_stop(self.study)
             self._state.drain(StopReason.EXHAUSTED)

@@ -51,3 +51,10 @@ TRIAL_METHODS: dict[type[m.TrialRequest], TrialMethod] = {
     m.SetConstraint: _set_constraint,
     m.GetRunningTrial: _get_running_trial,
 }
+
+#: The requests that run the sampler (they take the run's sampler lock).
+SAMPLING: tuple[type[m.TrialRequest], ...] = (
+    m.SuggestFloat,
+    m.SuggestInt,
+    m.SuggestCategorical,
+)
