@@ -12,13 +12,17 @@ It prints and records:
 - p50 / p99 / max latency of ``ask``, ``suggest``, ``should_prune`` and ``tell`` as the
   workers see them (a ``report`` is pipelined: its reply is read by the next call), and of
   every request as the server handles it (``report`` included), lock waits included;
-- workers that failed to join, driver CPU per trial, driver threads, open file descriptors
-  and resident memory.
+- workers that failed to join, driver CPU per trial, the worker processes' CPU per trial,
+  driver threads, open file descriptors and resident memory.
+
+``--sampling workers`` samples in the workers (``StudyRun(sampling="workers")``); ``both``
+runs ``driver`` then ``workers`` in one invocation, on fresh studies.
 
 Run (defaults fit a 2-core machine)::
 
     .venv/bin/python benchmarks/load.py
     .venv/bin/python benchmarks/load.py --sampler tpe --workers 100 --preload 3000
+    .venv/bin/python benchmarks/load.py --sampler tpe --sampling both   # side by side
     .venv/bin/python benchmarks/load.py --workers 1000 --processes 16   # a larger machine
 
 To measure another checkout side by side, run the same command with ``PYTHONPATH`` set to
@@ -126,7 +130,7 @@ def _worker_process(
         t.start()
     for t in pool:
         t.join()
-    out.put({"samples": dict(samples), "failures": failures})
+    out.put({"samples": dict(samples), "failures": failures, "cpu_s": time.process_time()})
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -175,7 +179,7 @@ def _process_stats() -> dict[str, Any]:
     }
 
 
-def run_once(args: argparse.Namespace) -> dict[str, Any]:
+def run_once(args: argparse.Namespace, sampling: str) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     sampler: optuna.samplers.BaseSampler = (
         optuna.samplers.TPESampler(seed=0)
@@ -203,9 +207,15 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     with server:
-        run = StudyRun(study, n_trials=None, timeout=args.seconds, heartbeat_grace=60.0)
+        placement = {} if sampling == "driver" else {"sampling": sampling}
+        run = StudyRun(
+            study, n_trials=None, timeout=args.seconds, heartbeat_grace=60.0, **placement
+        )
         server.add_run(run)
-        spec = WorkerSpec(server.endpoint, run.run_id, heartbeat_interval=5.0)
+        if hasattr(run, "worker_spec"):
+            spec = run.worker_spec(server.endpoint, heartbeat_interval=5.0)
+        else:  # a checkout from before sampling placement
+            spec = WorkerSpec(server.endpoint, run.run_id, heartbeat_interval=5.0)
         per_process = [args.workers // args.processes] * args.processes
         for i in range(args.workers % args.processes):
             per_process[i] += 1
@@ -239,6 +249,7 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     rate = len(finished) / wall
     ideal = args.workers / args.trial_seconds
     return {
+        "sampling": sampling,
         "trials": len(finished),
         "wall_s": wall,
         "trials_per_s": rate,
@@ -249,6 +260,9 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         "workers_failed": len(failures),
         "failures": failures[:5],
         "driver_cpu_ms_per_trial": 1000 * cpu / max(1, len(finished)),
+        "workers_cpu_ms_per_trial": 1000
+        * sum(r["cpu_s"] for r in reports)
+        / max(1, len(finished)),
         "driver_peak": peak,
     }
 
@@ -262,16 +276,28 @@ def main() -> None:
     ap.add_argument("--sampler", choices=["random", "tpe"], default="random")
     ap.add_argument("--preload", type=int, default=0, help="finished trials in the study first")
     ap.add_argument("--seconds", type=float, default=20.0, help="how long trials are handed out")
+    ap.add_argument("--sampling", choices=["driver", "workers", "both"], default="driver")
     ap.add_argument("--label", default="", help="a name for this run in the results")
     args = ap.parse_args()
 
     machine = bench.machine()
-    result = run_once(args)
+    placements = ["driver", "workers"] if args.sampling == "both" else [args.sampling]
+    results = [run_once(args, sampling) for sampling in placements]
     bench.print_machine(machine)
+    for result in results:
+        _print(args, result)
+    bench.write_results(
+        "load" + (f"-{args.label}" if args.label else ""),
+        {"machine": machine, "args": vars(args), "runs": results},
+    )
+
+
+def _print(args: argparse.Namespace, result: dict[str, Any]) -> None:
     print(
-        f"# {args.workers} workers in {args.processes} processes, "
-        f"{args.trial_seconds:g} s trials x {args.steps} steps, {args.sampler}, "
-        f"preload {args.preload}, {args.seconds:g} s of hand-out {args.label}"
+        f"\n# {args.workers} workers in {args.processes} processes, "
+        f"{args.trial_seconds:g} s trials x {args.steps} steps, {args.sampler} sampled on the "
+        f"{result['sampling']}, preload {args.preload}, {args.seconds:g} s of hand-out "
+        f"{args.label}"
     )
     print(
         f"trials {result['trials']} in {result['wall_s']:.1f} s: "
@@ -290,14 +316,11 @@ def main() -> None:
     peak = result["driver_peak"]
     print(
         f"\ndriver: {result['driver_cpu_ms_per_trial']:.2f} ms CPU per trial, peak "
-        f"{peak['threads']} threads, {peak['open_fds']} open fds, {peak['rss_mib']:.0f} MiB RSS"
+        f"{peak['threads']} threads, {peak['open_fds']} open fds, {peak['rss_mib']:.0f} MiB "
+        f"RSS; worker processes: {result['workers_cpu_ms_per_trial']:.2f} ms CPU per trial"
     )
     if result["failures"]:
         print("failures:", json.dumps(result["failures"], indent=1))
-    bench.write_results(
-        "load" + (f"-{args.label}" if args.label else ""),
-        {"machine": machine, "args": vars(args), **result},
-    )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ __all__ = [
     "all_points_started",
     "clear_stop",
     "distribution_contains",
+    "forget_cached_trials",
     "frozen_study",
     "in_optimize_loop",
     "is_in_optimize_loop",
@@ -97,6 +98,15 @@ class in_optimize_loop:
 
     def __exit__(self, *exc: object) -> None:
         self._local.in_optimize_loop = self._previous
+
+
+def forget_cached_trials(study: optuna.Study) -> None:
+    """Make the next sampling read the trials afresh, as ``Study.ask`` does for each trial.
+
+    Samplers such as TPE read ``Study._get_trials(use_cache=True)``, which keeps the trials
+    of the first read in ``Study._thread_local.cached_all_trials`` until it is cleared.
+    """
+    study._thread_local.cached_all_trials = None
 
 
 def stop_requested(study: optuna.Study) -> bool:

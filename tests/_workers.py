@@ -44,6 +44,16 @@ def objective_basic(trial: RemoteTrial) -> float:
     return x**2 + y
 
 
+def objective_pruned_if_positive(trial: RemoteTrial) -> float:
+    """Reports x at steps 0, 1, 2 and stops when the pruner says so (after step 1 for x > 0)."""
+    x = trial.suggest_float("x", -1, 1)
+    for step in range(3):
+        trial.report(x, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return x
+
+
 def objective_grid(trial: RemoteTrial) -> float:
     x = trial.suggest_float("x", -1, 1)
     c = trial.suggest_categorical("c", GRID_C)

@@ -155,3 +155,19 @@ def test_a_hyperband_bracket_view_stops_the_study_itself() -> None:
     with adapter.in_optimize_loop(study):
         view.stop()
     assert adapter.stop_requested(study), _CHANGED.format("_BracketStudy.stop")
+
+
+def test_forget_cached_trials_makes_samplers_see_new_trials() -> None:
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    assert len(study._get_trials(deepcopy=False, use_cache=True)) == 3
+    study.enqueue_trial({"x": 0.5})
+    # Outside ask(), the cache keeps what the first read saw ...
+    assert len(study._get_trials(deepcopy=False, use_cache=True)) == 3, _CHANGED.format(
+        "Study._get_trials(use_cache=True)"
+    )
+    # ... until it is forgotten.
+    adapter.forget_cached_trials(study)
+    assert len(study._get_trials(deepcopy=False, use_cache=True)) == 4, _CHANGED.format(
+        "Study._thread_local.cached_all_trials"
+    )

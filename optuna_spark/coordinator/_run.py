@@ -29,7 +29,9 @@ from optuna_spark.coordinator._state import StopReason
 from optuna_spark.coordinator._trial_methods import SAMPLING
 from optuna_spark.coordinator._trial_methods import TRIAL_METHODS
 from optuna_spark.wire import messages as m
+from optuna_spark.wire._client import Endpoint
 from optuna_spark.wire._errors import rebuild_error
+from optuna_spark.worker._loop import WorkerSpec
 
 _logger = logging.getLogger(__name__)
 
@@ -49,7 +51,63 @@ class StudyRun(RunCore):
             ``True``) when the run stops for a timeout, ``study.stop()``, an error or an
             interruption. Without it they run to completion, as in ``Study.optimize``.
         retry_lost_trials: Re-run the parameters of a trial whose worker was lost, once.
+        sampling: Where parameters are sampled. ``"driver"``: by ``study.sampler``, here,
+            one suggestion at a time. ``"workers"``: each worker samples with its own copy of
+            it (see :meth:`worker_spec`); the driver still creates and numbers the trials,
+            prunes, runs callbacks and keeps ``n_trials``. Samplers that hand out each point
+            once (``GridSampler``, ``BruteForceSampler``, ``LOCOSampler``) are refused there.
+
+    Example:
+
+        Workers outside Spark: threads here, or processes anywhere that reach the server.
+
+        .. testcode::
+
+            import threading
+
+            import optuna
+            from optuna_spark import StudyRun, StudyServer, run_worker
+
+            storage = optuna.storages.InMemoryStorage()
+            study = optuna.create_study(storage=storage)
+            run = StudyRun(study, n_trials=8, sampling="workers")
+            with StudyServer(storage) as server:
+                server.add_run(run)
+                spec = run.worker_spec(server.endpoint)
+                objective = lambda trial: trial.suggest_float("x", -1, 1) ** 2
+                workers = [
+                    threading.Thread(target=run_worker, args=(spec, objective))
+                    for _ in range(2)
+                ]
+                for w in workers:
+                    w.start()
+                run.wait()
+                for w in workers:
+                    w.join()
+            assert len(study.trials) == 8
     """
+
+    def worker_spec(
+        self,
+        endpoint: Endpoint,
+        *,
+        heartbeat_interval: float = 5.0,
+        exit_if_stuck_after: float | None = None,
+    ) -> WorkerSpec:
+        """What workers of this run are started with (see :func:`run_worker`).
+
+        With ``sampling="workers"`` it carries the study's sampler and pruner, which each
+        worker copies; it must then be shipped as Python objects (pickled, as Spark does).
+        """
+        local = self.sampling == "workers"
+        return WorkerSpec(
+            endpoint,
+            self.run_id,
+            heartbeat_interval=heartbeat_interval,
+            exit_if_stuck_after=exit_if_stuck_after,
+            sampler=self.study.sampler if local else None,
+            pruner=self.study.pruner if local else None,
+        )
 
     # -----------------------------------------------------------------------------------------
     # Requests from workers, validated by the wire schema. Each takes the connection id first.

@@ -30,6 +30,8 @@ from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
 from optuna_spark.coordinator._callback_study import CallbackStudy
 from optuna_spark.coordinator._leases import Lease
 from optuna_spark.coordinator._leases import LeaseTable
+from optuna_spark.coordinator._placement import Sampling
+from optuna_spark.coordinator._placement import check_sampling
 from optuna_spark.coordinator._recovery import fail_orphans
 from optuna_spark.coordinator._recovery import stamp_alive
 from optuna_spark.coordinator._retry import RetryPolicy
@@ -58,7 +60,9 @@ class RunCore:
         trial_timeout: float | None = None,
         stop_running_trials: bool = True,
         retry_lost_trials: bool = False,
+        sampling: Sampling = "driver",
     ) -> None:
+        check_sampling(sampling, study.sampler)
         check_positive("n_trials", n_trials, allow_zero=True)
         check_positive("timeout", timeout)
         check_positive("heartbeat_grace", heartbeat_grace)
@@ -69,6 +73,7 @@ class RunCore:
         self.timeout = timeout
         self.callbacks = list(callbacks or ())
         self.stop_running_trials = stop_running_trials
+        self.sampling = sampling
         #: Called with each finished trial (the progress bar).
         self.listeners: list[Callable[[FrozenTrial], None]] = []
         #: Signalled on every change of state, first error and dismissed worker (not on each

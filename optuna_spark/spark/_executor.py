@@ -20,13 +20,15 @@ from optuna_spark._validate import check_positive
 from optuna_spark.coordinator import StopReason
 from optuna_spark.coordinator import StudyRun
 from optuna_spark.coordinator import StudyServer
+from optuna_spark.coordinator._placement import SAMPLING_PLACES
+from optuna_spark.coordinator._placement import Sampling
+from optuna_spark.coordinator._placement import check_sampling
 from optuna_spark.exceptions import OptunaSparkError
 from optuna_spark.exceptions import SparkSetupError
 from optuna_spark.spark import _session
 from optuna_spark.spark._job import SparkJob
 from optuna_spark.spark._progress import ProgressBar
 from optuna_spark.spark._supervise import supervise
-from optuna_spark.worker._loop import WorkerSpec
 from optuna_spark.worker._spark_task import make_task
 
 if TYPE_CHECKING:
@@ -67,6 +69,14 @@ class SparkExecutor:
             Ctrl-C), running trials learn it at their next ``should_prune`` (it answers
             ``True``) so that ``optimize`` returns promptly.
         retry_lost_trials: Run the parameters of a trial whose worker was lost once more.
+        sampling: Where parameters are sampled. ``"driver"`` (the default): by the study's
+            sampler on the driver, one suggestion at a time, with every trial in view.
+            ``"workers"``: each worker samples with its own copy of the sampler (reseeded),
+            reading the study (running trials included, for TPE's constant liar) from the
+            driver; use it when the sampler's cost on the driver limits throughput (many
+            workers, short trials, an expensive sampler). The driver still creates and
+            numbers trials, prunes, runs callbacks and keeps ``n_trials`` and ``timeout``.
+            ``GridSampler``, ``BruteForceSampler`` and ``LOCOSampler`` are refused there.
         tls_certfile: Serve the driver's service over TLS with this PEM certificate.
         tls_keyfile: Key of ``tls_certfile`` when it is a separate file.
         tls_server_hostname: The name workers check the certificate against (default: the
@@ -103,6 +113,7 @@ class SparkExecutor:
         stuck_grace: float = 30.0,
         stop_running_trials: bool = True,
         retry_lost_trials: bool = False,
+        sampling: Sampling = "driver",
         tls_certfile: str | None = None,
         tls_keyfile: str | None = None,
         tls_server_hostname: str | None = None,
@@ -113,6 +124,8 @@ class SparkExecutor:
             raise ValueError(f"n_workers must be a positive int or None, but got {n_workers=}.")
         check_positive("trial_timeout", trial_timeout)
         check_positive("stuck_grace", stuck_grace)
+        if sampling not in SAMPLING_PLACES:
+            raise ValueError(f"sampling must be 'driver' or 'workers', but got {sampling!r}.")
         if heartbeat_interval <= 0 or heartbeat_grace <= heartbeat_interval:
             raise ValueError(
                 "heartbeat_grace must be longer than heartbeat_interval (both positive), but "
@@ -128,6 +141,7 @@ class SparkExecutor:
         self._stuck_grace = stuck_grace
         self._stop_running_trials = stop_running_trials
         self._retry_lost_trials = retry_lost_trials
+        self._sampling = sampling
         self._tls = (tls_certfile, tls_keyfile)
         self._tls_server_hostname = tls_server_hostname
 
@@ -174,6 +188,11 @@ class SparkExecutor:
             KeyboardInterrupt: After cancelling the Spark job and failing running trials.
         """
         _check_optimize_args(study, func, n_trials, timeout, catch)
+        check_sampling(self._sampling, study.sampler)
+        if self._sampling == "workers":
+            _check_picklable(
+                "The study's sampler and pruner", (study.sampler, study.pruner), _SAMPLER_HINT
+            )
         if n_trials == 0:
             return  # nothing to run: no session, no service, nothing written
 
@@ -188,6 +207,7 @@ class SparkExecutor:
             trial_timeout=self._trial_timeout,
             stop_running_trials=self._stop_running_trials,
             retry_lost_trials=self._retry_lost_trials,
+            sampling=self._sampling,
         )
         spark = self._session_for(run)
         n_workers = self._n_workers or spark.sparkContext.defaultParallelism
@@ -259,9 +279,8 @@ class SparkExecutor:
         catch: tuple[type[Exception], ...],
     ) -> SparkJob:
         """The Spark job whose tasks serve ``run`` (not started yet)."""
-        spec = WorkerSpec(
+        spec = run.worker_spec(
             dataclasses.replace(server.endpoint, tls_server_hostname=self._tls_server_hostname),
-            run.run_id,
             heartbeat_interval=self._heartbeat_interval,
             exit_if_stuck_after=self._stuck_grace if self._trial_timeout else None,
         )
@@ -293,7 +312,7 @@ def _check_optimize_args(
     check_positive("timeout", timeout)
     if optuna_adapter.is_in_optimize_loop(study):
         raise RuntimeError("Nested invocation of `Study.optimize` method isn't allowed.")
-    _check_picklable(func, catch)
+    _check_picklable("The objective", (func, catch), _OBJECTIVE_HINT)
 
 
 def _default_local_slots() -> int:
@@ -311,14 +330,23 @@ def _warn_if_no_task_retries(spark: SparkSession) -> None:
         )
 
 
-def _check_picklable(func: ObjectiveFuncType, catch: tuple[type[Exception], ...]) -> None:
+_OBJECTIVE_HINT = (
+    "Objectives must not capture the study, a SparkSession/SparkContext, open files, locks or "
+    "connections; create those inside the objective."
+)
+_SAMPLER_HINT = (
+    "With sampling='workers' each worker gets a copy of them: give them no open files, "
+    "locks or connections (for example in a constraints_func), or use sampling='driver'."
+)
+
+
+def _check_picklable(what: str, objects: tuple[Any, ...], hint: str) -> None:
     from pyspark import cloudpickle
 
     try:
-        cloudpickle.dumps((func, catch))  # type: ignore[no-untyped-call]
+        cloudpickle.dumps(objects)  # type: ignore[no-untyped-call]
     except Exception as e:
         raise SparkSetupError(
-            f"The objective cannot be shipped to Spark executors because it cannot be pickled: "
-            f"{e}. Objectives must not capture the study, a SparkSession/SparkContext, open "
-            "files, locks or connections; create those inside the objective."
+            f"{what} cannot be shipped to Spark executors because it cannot be pickled: "
+            f"{e}. {hint}"
         ) from e

@@ -20,6 +20,7 @@ from optuna_spark.wire._client import Connection
 from optuna_spark.wire._client import Endpoint
 from optuna_spark.wire._errors import encode_error
 from optuna_spark.worker._heartbeat import Heartbeat
+from optuna_spark.worker._sampling import LocalSampling
 from optuna_spark.worker._trial import RemoteTrial
 from optuna_spark.worker._values import judge_returned
 
@@ -33,13 +34,28 @@ _Tell = m.TellValues | m.TellPruned | m.TellFailed
 class WorkerSpec:
     """What a worker needs to join a run: where the driver is and which run to serve.
 
-    Plain data: it pickles into a Spark closure. It holds the server's token.
+    It pickles into a Spark closure and holds the server's token. Make it with
+    :meth:`StudyRun.worker_spec <optuna_spark.StudyRun.worker_spec>`, which sets ``sampler``
+    and ``pruner`` when the run samples on its workers.
+
+    Attributes:
+        endpoint: The driver's service.
+        run_id: The run to serve.
+        heartbeat_interval: Seconds between the heartbeats of a busy worker.
+        exit_if_stuck_after: End the worker process when a trial the driver has failed (for
+            its time limit) still runs this many seconds later.
+        sampler: Sample each trial's parameters here, with a copy of this sampler, instead of
+            asking the driver (``sampling="workers"``).
+        pruner: The study's pruner, for what ``sampler`` sees of the study (pruning itself is
+            always decided by the driver).
     """
 
     endpoint: Endpoint
     run_id: str
     heartbeat_interval: float = 5.0
     exit_if_stuck_after: float | None = None
+    sampler: optuna.samplers.BaseSampler | None = None
+    pruner: optuna.pruners.BasePruner | None = None
 
 
 @dataclasses.dataclass
@@ -81,6 +97,9 @@ def run_worker(
     # One storage for every trial's ``trial.study``; it connects on first use only.
     storage = RemoteStorage.from_endpoint(spec.endpoint)
     beat = Heartbeat(conn, spec.run_id, spec.heartbeat_interval, spec.exit_if_stuck_after)
+    local = None
+    if spec.sampler is not None:
+        local = LocalSampling(conn, spec.run_id, storage, spec.sampler, spec.pruner)
     n = 0
     try:
         while True:
@@ -88,7 +107,13 @@ def run_worker(
             if reply is None:
                 return n
             trial = RemoteTrial(
-                conn, spec.run_id, reply.trial_id, reply.number, reply.study_name, storage
+                conn,
+                spec.run_id,
+                reply.trial_id,
+                reply.number,
+                reply.study_name,
+                storage,
+                local,
             )
             with beat.watch(reply.trial_id):
                 outcome = _run_objective(func, trial, catch)

@@ -6,6 +6,7 @@ import datetime
 import math
 import operator
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import overload
 
@@ -19,6 +20,9 @@ from optuna_spark.storages._remote import RemoteStorage
 from optuna_spark.wire import messages as m
 from optuna_spark.wire._client import Connection
 
+if TYPE_CHECKING:
+    from optuna_spark.worker._sampling import LocalSampling
+
 
 class RemoteTrial(BaseTrial):
     """A trial whose every decision is made by the driver's real ``optuna.Trial``.
@@ -31,6 +35,10 @@ class RemoteTrial(BaseTrial):
 
     ``report`` does not wait for the driver: its reply is read by the next call, so a
     ``report`` followed by ``should_prune`` costs one round trip.
+
+    With ``sampling="workers"`` it wraps an ``optuna.Trial`` of this worker's own copy of the
+    study (and sampler), made at the first suggestion: ``suggest_*``, ``params`` and
+    ``distributions`` are then answered here, and everything else still by the driver.
     """
 
     def __init__(
@@ -41,6 +49,7 @@ class RemoteTrial(BaseTrial):
         number: int,
         study_name: str,
         storage: RemoteStorage | None = None,
+        sampling: LocalSampling | None = None,
     ) -> None:
         self._conn = conn
         self._run_id = run_id
@@ -48,10 +57,18 @@ class RemoteTrial(BaseTrial):
         self._number = number
         self._study_name = study_name
         self._storage = storage
+        self._sampling = sampling
+        self._local: optuna.Trial | None = None
         self._study: optuna.Study | None = None
 
     def __repr__(self) -> str:
         return f"RemoteTrial(number={self._number})"
+
+    def _own(self) -> optuna.Trial | None:
+        """This worker's own trial when it samples by itself, else ``None``."""
+        if self._local is None and self._sampling is not None:
+            self._local = self._sampling.trial(self._study_name, self._trial_id)
+        return self._local
 
     def _running(self) -> m.RunningTrialData:
         data: m.RunningTrialData = self._conn.call(m.GetRunningTrial(self._run_id, self._trial_id))
@@ -69,6 +86,8 @@ class RemoteTrial(BaseTrial):
         step: float | None = None,
         log: bool = False,
     ) -> float:
+        if (local := self._own()) is not None:
+            return local.suggest_float(name, low, high, step=step, log=log)
         step = None if step is None else float(step)
         request = m.SuggestFloat(
             self._run_id, self._trial_id, name, float(low), float(high), step, bool(log)
@@ -87,6 +106,8 @@ class RemoteTrial(BaseTrial):
     def suggest_int(
         self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
     ) -> int:
+        if (local := self._own()) is not None:
+            return local.suggest_int(name, low, high, step=step, log=log)
         request = m.SuggestInt(
             self._run_id,
             self._trial_id,
@@ -121,6 +142,8 @@ class RemoteTrial(BaseTrial):
     def suggest_categorical(
         self, name: str, choices: Sequence[CategoricalChoiceType]
     ) -> CategoricalChoiceType:
+        if (local := self._own()) is not None:
+            return local.suggest_categorical(name, choices)
         wire = list(choices)
         for choice in wire:
             if choice is not None and not isinstance(choice, (bool, int, float, str)):
@@ -173,10 +196,14 @@ class RemoteTrial(BaseTrial):
 
     @property
     def params(self) -> dict[str, Any]:
+        if (local := self._own()) is not None:
+            return local.params
         return dict(self._running().params)
 
     @property
     def distributions(self) -> dict[str, BaseDistribution]:
+        if (local := self._own()) is not None:
+            return local.distributions
         return {k: json_to_distribution(v) for k, v in self._running().distributions.items()}
 
     @property
@@ -194,10 +221,12 @@ class RemoteTrial(BaseTrial):
     @property
     def study(self) -> optuna.Study:
         """The study, read and written through :class:`~optuna_spark.RemoteStorage`."""
+        if self._sampling is not None:
+            return self._sampling.study(self._study_name)
         if self._study is None:
             if self._storage is None:
                 self._storage = RemoteStorage.from_endpoint(self._conn.endpoint)
-            self._study = _WorkerStudy(self, self._study_name, self._storage)
+            self._study = WorkerStudy(self._conn, self._run_id, self._study_name, self._storage)
         return self._study
 
 
@@ -211,14 +240,27 @@ def _as_float(value: Any) -> float:
         ) from None
 
 
-class _WorkerStudy(optuna.Study):
-    """The study as seen from a worker; ``stop()`` asks the driver to stop the run."""
+class WorkerStudy(optuna.Study):
+    """The study as seen from a worker; ``stop()`` asks the driver to stop the run.
 
-    def __init__(self, trial: RemoteTrial, study_name: str, storage: RemoteStorage) -> None:
-        super().__init__(study_name=study_name, storage=storage)
-        self._remote_trial = trial
+    Its sampler is the default one, never used, unless the worker samples by itself
+    (``sampling="workers"``); its pruner then only shapes what the sampler sees (Hyperband's
+    brackets), as in ``optuna.Study``: ``should_prune`` is always answered by the driver.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        run_id: str,
+        study_name: str,
+        storage: RemoteStorage,
+        sampler: optuna.samplers.BaseSampler | None = None,
+        pruner: optuna.pruners.BasePruner | None = None,
+    ) -> None:
+        super().__init__(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
+        self._conn = conn
+        self._run_id = run_id
 
     def stop(self) -> None:
         """Stop the driver's optimization after the running trials, as ``Study.stop``."""
-        t = self._remote_trial
-        t._conn.call(m.StopStudy(t._run_id))
+        self._conn.call(m.StopStudy(self._run_id))

@@ -1,4 +1,4 @@
-"""The ``Example:`` blocks of the ablation package's docstrings run."""
+"""The ``.. testcode::`` examples of the package's docstrings run."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-import optuna_spark.ablation
+import optuna_spark
 
-PACKAGE = Path(optuna_spark.ablation.__file__).parent
+PACKAGE = Path(optuna_spark.__file__).parent
 
 
 def _examples() -> list[Any]:
     out: list[Any] = []
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 continue
@@ -31,7 +31,7 @@ def _examples() -> list[Any]:
                 out.append(
                     pytest.param(
                         textwrap.dedent("\n".join(lines)),
-                        id=f"{path.stem}.{node.name}.{i}",
+                        id=f"{path.parent.name}.{path.stem}.{node.name}.{i}",
                         marks=marks,
                     )
                 )
