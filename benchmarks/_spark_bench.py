@@ -106,6 +106,28 @@ def proc_cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds so far of every live descendant of ``pid`` (Spark's Python
+    daemon and workers, when ``pid`` is the JVM); 0 if unknown."""
+    if pid is None:
+        return 0.0
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0.0, list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        total += proc_cpu_s(child)
+        todo.extend(children.get(child, []))
+    return total
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 

@@ -5,8 +5,9 @@ session (the one SparkExecutor embeds):
 
 - ``spark_executor``: ``SparkExecutor(spark, n_workers=2).optimize(study, ...)``, InMemory
   storage, RandomSampler.
-- ``optuna_threads``: plain Optuna, ``study.optimize(n_jobs=2)``, InMemory, RandomSampler (no
-  Spark at all: the in-process ceiling).
+- ``optuna_sequential``: plain Optuna, ``study.optimize(n_jobs=1)``, InMemory, RandomSampler
+  (no Spark at all: the fastest in-process mode, the ceiling for no-op trials).
+- ``optuna_threads``: the same with ``n_jobs=2`` (threads contend for the GIL on no-op trials).
 - ``hyperopt_sparktrials``: hyperopt ``fmin`` with ``SparkTrials(parallelism=2)`` and
   ``rand.suggest``.
 - ``mlflow_sparkstudy``: MLflow's ``MlflowSparkStudy`` (``mlflow.pyspark.optuna.study``) with
@@ -16,6 +17,10 @@ The trial is the same everywhere: suggest one float in [0, 1] and return it (hyp
 search space, so every system gets the same one-parameter space). Extra workloads for
 SparkExecutor and plain Optuna only: ``empty`` (return a constant, no suggest) and ``typical``
 (2 suggests, then 3 x ``report`` + ``should_prune``).
+
+CPU: the driver process's own (its Python threads), the JVM's, and that of the Spark Python
+workers (every live process below the JVM: Spark's daemon and the workers it forked), so
+that work moved from the driver to the workers is counted.
 
 Timing: the session is started (and every system warmed up once, untimed, so that Spark's
 Python workers exist) before anything is timed; each timed number is one whole ``optimize`` /
@@ -85,18 +90,28 @@ OBJECTIVES = {"noop": noop_objective, "empty": empty_objective, "typical": typic
 _JVM_PID: int | None = None
 
 
-def _timed(call: Callable[[], Any]) -> tuple[float, float, float]:
-    """Wall seconds, this process's CPU seconds and the JVM's CPU seconds during ``call``."""
-    j0 = bench.proc_cpu_s(_JVM_PID)
+Timed = tuple[float, float, float, float]
+
+
+def _timed(call: Callable[[], Any]) -> Timed:
+    """Wall seconds and the CPU seconds of this process, the JVM and the Python workers."""
+    j0, w0 = bench.proc_cpu_s(_JVM_PID), bench.descendants_cpu_s(_JVM_PID)
     t0, c0 = time.perf_counter(), time.process_time()
     call()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return wall, cpu, bench.proc_cpu_s(_JVM_PID) - j0
+    jvm = bench.proc_cpu_s(_JVM_PID) - j0
+    return wall, cpu, jvm, bench.descendants_cpu_s(_JVM_PID) - w0
 
 
-def _result(n_done: int, timed: tuple[float, float, float]) -> dict[str, Any]:
-    wall, cpu, jvm = timed
-    return {"seconds": wall, "trials": n_done, "driver_cpu_s": cpu, "jvm_cpu_s": jvm}
+def _result(n_done: int, timed: Timed) -> dict[str, Any]:
+    wall, cpu, jvm, workers = timed
+    return {
+        "seconds": wall,
+        "trials": n_done,
+        "driver_cpu_s": cpu,
+        "jvm_cpu_s": jvm,
+        "workers_cpu_s": workers,
+    }
 
 
 def run_spark_executor(spark: Any, n: int, workload: str) -> dict[str, Any]:
@@ -112,6 +127,14 @@ def run_spark_executor(spark: Any, n: int, workload: str) -> dict[str, Any]:
     assert all(t.state in finished for t in trials)  # "typical" may be pruned (MedianPruner)
     assert workload == "empty" or all("x" in t.params for t in trials)
     return _result(len(trials), timed)
+
+
+def run_optuna_sequential(spark: Any, n: int, workload: str) -> dict[str, Any]:
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler())
+    timed = _timed(lambda: study.optimize(OBJECTIVES[workload], n_trials=n, n_jobs=1))
+    return _result(len(study.trials), timed)
 
 
 def run_optuna_threads(spark: Any, n: int, workload: str) -> dict[str, Any]:
@@ -178,7 +201,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--spark-trials", type=int, default=2000, help="SparkExecutor trials/run")
-    ap.add_argument("--optuna-trials", type=int, default=2000, help="Optuna threads trials/run")
+    ap.add_argument("--optuna-trials", type=int, default=2000, help="plain Optuna trials/run")
     ap.add_argument("--hyperopt-trials", type=int, default=30, help="SparkTrials trials/run")
     ap.add_argument("--mlflow-trials", type=int, default=60, help="MlflowSparkStudy trials/run")
     ap.add_argument("--skip-peers", action="store_true", help="only SparkExecutor and Optuna")
@@ -203,6 +226,7 @@ def main() -> None:
     # name -> (runner, trials per run, workload)
     plan: list[tuple[str, str, Callable[..., dict[str, Any]] | None, int, str]] = [
         ("spark_executor", "noop", run_spark_executor, args.spark_trials, ""),
+        ("optuna_sequential", "noop", run_optuna_sequential, args.optuna_trials, ""),
         ("optuna_threads", "noop", run_optuna_threads, args.optuna_trials, ""),
     ]
     if not args.skip_peers:
@@ -221,6 +245,7 @@ def main() -> None:
             plan.append(("mlflow_sparkstudy", "noop", None, 0, f"{type(e).__name__}: {e}"))
     for workload in ("empty", "typical"):
         plan.append(("spark_executor", workload, run_spark_executor, args.spark_trials, ""))
+        plan.append(("optuna_sequential", workload, run_optuna_sequential, args.optuna_trials, ""))
         plan.append(("optuna_threads", workload, run_optuna_threads, args.optuna_trials, ""))
 
     results: list[dict[str, Any]] = []
@@ -259,11 +284,19 @@ def main() -> None:
         row["median_jvm_cpu_ms_per_trial"] = bench.median(
             [1e3 * r["jvm_cpu_s"] / r["trials"] for r in runs]
         )
+        row["median_workers_cpu_ms_per_trial"] = bench.median(
+            [1e3 * r["workers_cpu_s"] / r["trials"] for r in runs]
+        )
 
     by = {(r["system"], r["workload"]): r for r in results if "median_trials_per_s" in r}
     ours = by.get(("spark_executor", "noop"), {}).get("median_trials_per_s")
     ratios: dict[str, float | None] = {}
-    for peer in ("optuna_threads", "hyperopt_sparktrials", "mlflow_sparkstudy"):
+    for peer in (
+        "optuna_sequential",
+        "optuna_threads",
+        "hyperopt_sparktrials",
+        "mlflow_sparkstudy",
+    ):
         theirs = by.get((peer, "noop"), {}).get("median_trials_per_s")
         ratios[peer] = ours / theirs if ours and theirs else None
     mlflow_ratio, hyperopt_ratio = ratios["mlflow_sparkstudy"], ratios["hyperopt_sparktrials"]
@@ -278,12 +311,12 @@ def main() -> None:
     print()
     print(
         "| system | workload | trials/run | median trials/s | driver Python CPU ms/trial "
-        "| JVM CPU ms/trial | SparkExecutor's speed-up |"
+        "| JVM CPU ms/trial | Python workers' CPU ms/trial | SparkExecutor's speed-up |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         if "median_trials_per_s" not in r:
-            print(f"| {r['system']} | {r['workload']} | - | {r.get('error')} | - | - | - |")
+            print(f"| {r['system']} | {r['workload']} | - | {r.get('error')} | - | - | - | - |")
             continue
         ratio = ""
         if r["workload"] == "noop" and r["system"] != "spark_executor" and ours:
@@ -291,7 +324,8 @@ def main() -> None:
         print(
             f"| {r['system']} | {r['workload']} | {r['trials_per_run']} | "
             f"{r['median_trials_per_s']:.4g} | {r['median_driver_cpu_ms_per_trial']:.3g} | "
-            f"{r['median_jvm_cpu_ms_per_trial']:.3g} | {ratio} |"
+            f"{r['median_jvm_cpu_ms_per_trial']:.3g} | "
+            f"{r['median_workers_cpu_ms_per_trial']:.3g} | {ratio} |"
         )
     print()
     for target, met in targets.items():
