@@ -26,7 +26,7 @@ python3 -m venv .venv
 extras="dashboard,examples"
 for e in "$@"; do
   case "$e" in
-    test) extras="$extras,test,tensorflow" ;;
+    test) extras="$extras,test,tensorflow,connect" ;;
     *) extras="$extras,$e" ;;
   esac
 done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,24 @@ def make_backend(kind: str, tmp_path: Path) -> BaseStorage:
 
 def server_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("optuna-spark")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float) -> None:
+    """Wait until something listens on 127.0.0.1:``port`` (a server started by a test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"Nothing listens on 127.0.0.1:{port} after {timeout} s.")
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -210,7 +210,7 @@ class SparkExecutor:
             sampling=self._sampling,
         )
         spark = self._session_for(run)
-        n_workers = self._n_workers or spark.sparkContext.defaultParallelism
+        n_workers = self._n_workers or _session.default_parallelism(spark)
         if n_trials is not None:
             n_workers = max(1, min(n_workers, n_trials))
         server = self._server(spark, study)
@@ -320,7 +320,7 @@ def _default_local_slots() -> int:
 
 
 def _warn_if_no_task_retries(spark: SparkSession) -> None:
-    master = str(spark.sparkContext.getConf().get("spark.master", ""))
+    master = _session.master(spark) or ""
     if re.fullmatch(r"local(\[(\d+|\*)\])?", master):
         warnings.warn(
             f"The Spark master {master!r} never retries a failed task, so a worker that dies "

@@ -1,4 +1,10 @@
-"""The single Spark job of ``n_workers`` long-running tasks, run from a background thread."""
+"""The single Spark job of ``n_workers`` long-running tasks, run from a background thread.
+
+On a classic session it is ``parallelize(range(n)).mapPartitions(task)`` in a job group; on a
+Spark Connect session (no RDDs, no ``SparkContext``) it is ``spark.range(n)`` with one row
+per partition, ``mapInArrow`` over it, under an operation tag. Either way each task runs
+the worker loop once and the job is cancelled as a whole.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,14 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+from optuna_spark.spark._session import is_connect
 
 _logger = logging.getLogger(__name__)
 
@@ -24,9 +33,11 @@ class SparkJob:
     Args:
         spark: The session to run on.
         name: What the job is called in Spark's UI.
-        group: The job group, so that cancelling ends exactly these tasks.
+        group: The job group (classic) or operation tag (Connect), so that cancelling ends
+            exactly these tasks.
         n_workers: How many tasks (Spark partitions) the job has.
-        task: The ``mapPartitions`` function every task runs.
+        task: What every task runs: a ``mapPartitions`` function (an iterator of one row in,
+            an iterator of ints out).
         on_end: Called from the job's thread when the job has ended, however it ended.
     """
 
@@ -58,14 +69,21 @@ class SparkJob:
     def start(self) -> None:
         from pyspark import InheritableThread
 
-        InheritableThread(target=self._run, name="optuna-spark-job", daemon=True).start()
+        # The job's thread inherits the caller's job properties (classic) or tags (Connect).
+        session = self._spark if is_connect(self._spark) else None
+        InheritableThread(
+            target=self._run, name="optuna-spark-job", daemon=True, session=session
+        ).start()
 
     def _run(self) -> None:
-        sc = self._spark.sparkContext
         try:
-            sc.setJobGroup(self.group, self.name, interruptOnCancel=True)
-            rdd = sc.parallelize(range(self._n_workers), self._n_workers)
-            rdd.mapPartitions(self._task).collect()
+            if is_connect(self._spark):
+                self._run_connect()
+            else:
+                sc = self._spark.sparkContext
+                sc.setJobGroup(self.group, self.name, interruptOnCancel=True)
+                rdd = sc.parallelize(range(self._n_workers), self._n_workers)
+                rdd.mapPartitions(self._task).collect()
         except BaseException as e:
             self.error = e
         finally:
@@ -75,6 +93,15 @@ class SparkJob:
             if late:
                 self._log_late_error()
             self._on_end()
+
+    def _run_connect(self) -> None:
+        # Tags are per thread: this one, the job's own, carries it; cancel() interrupts it.
+        self._spark.addTag(self.group)
+        try:
+            rows = self._spark.range(0, self._n_workers, 1, numPartitions=self._n_workers)
+            rows.mapInArrow(_arrow_task(self._task), "trials long").collect()
+        finally:
+            self._spark.removeTag(self.group)
 
     def detach(self) -> None:
         """The study is over: the tasks wind down by themselves, and an error Spark raises
@@ -100,7 +127,10 @@ class SparkJob:
         in native code may take longer, and is then left to Spark.
         """
         self._cancelled = True
-        self._spark.sparkContext.cancelJobGroup(self.group)
+        if is_connect(self._spark):
+            self._spark.interruptTag(self.group)
+        else:
+            self._spark.sparkContext.cancelJobGroup(self.group)
         ended = self._finished.wait(timeout=wait)
         if not ended:
             _logger.warning(
@@ -110,6 +140,19 @@ class SparkJob:
 
     def failure_message(self) -> str | None:
         return None if self.error is None else spark_error_summary(self.error)
+
+
+def _arrow_task(task: Any) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """``task`` (a ``mapPartitions`` function) as a ``mapInArrow`` one."""
+
+    def arrow_task(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        rows = [row for batch in batches for row in batch.column(0).to_pylist()]
+        for n in task(iter(rows)):
+            yield pa.RecordBatch.from_pydict({"trials": [n]})
+
+    return arrow_task
 
 
 def spark_error_summary(error: BaseException) -> str:

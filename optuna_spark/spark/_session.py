@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -118,12 +120,53 @@ def is_local_master(master: str) -> bool:
     return master == "local" or master.startswith("local[") or master.startswith("local-cluster")
 
 
+def is_connect(session: SparkSession) -> bool:
+    """Whether ``session`` is a Spark Connect session (without importing Connect's client)."""
+    return type(session).__module__.startswith("pyspark.sql.connect")
+
+
+def master(session: SparkSession) -> str | None:
+    """``spark.master``, on classic and Connect sessions (``None`` when it cannot be read)."""
+    if not is_connect(session):
+        return str(session.sparkContext.getConf().get("spark.master", ""))
+    try:
+        value = session.conf.get("spark.master", None)
+    except Exception:  # a Connect server that does not expose it
+        return None
+    return None if value is None else str(value)
+
+
+def default_parallelism(session: SparkSession) -> int:
+    """The session's task slots (``defaultParallelism``), on classic and Connect sessions."""
+    if not is_connect(session):
+        return int(session.sparkContext.defaultParallelism)
+    from pyspark.sql.functions import spark_partition_id
+
+    # Connect has no SparkContext: a range without a partition count is split into the
+    # default parallelism, so count its partitions.
+    rows = session.range(0, 1 << 16).select(spark_partition_id().alias("p")).distinct()
+    return max(1, rows.count())
+
+
+def _connect_server_host(session: SparkSession) -> str | None:
+    """The host of the Spark Connect server ``session`` talks to."""
+    url = os.environ.get("SPARK_REMOTE") or ""
+    with contextlib.suppress(Exception):  # not every server exposes it
+        url = str(session.conf.get("spark.remote", url) or url)
+    if url.startswith("sc://"):
+        return url[len("sc://") :].split("/")[0].split(":")[0] or None
+    return "localhost" if url.startswith("local") else None
+
+
 def driver_host(session: SparkSession) -> str:
     """The address Spark says the driver lives at: where executors can reach us.
 
     In local mode every executor runs on this machine, so the loopback address is enough and
-    nothing is exposed to the network.
+    nothing is exposed to the network. On Spark Connect the service runs in this (client)
+    process: the address this machine reaches the Connect server from.
     """
+    if is_connect(session):
+        return _connect_client_host(session)
     conf = session.sparkContext.getConf()
     if is_local_master(str(conf.get("spark.master", "local"))):
         return "127.0.0.1"
@@ -134,3 +177,29 @@ def driver_host(session: SparkSession) -> str:
             "unknown; pass SparkExecutor(service_host=...) with that address."
         )
     return str(host)
+
+
+def _connect_client_host(session: SparkSession) -> str:
+    server = _connect_server_host(session)
+    master_url = master(session)
+    if server in ("localhost", "127.0.0.1", "::1") or (
+        master_url is not None and is_local_master(master_url)
+    ):
+        return "127.0.0.1"  # the server and its executors run on this machine
+    if server is None:
+        raise SparkSetupError(
+            "Could not tell where this Spark Connect session's server runs, so the address "
+            "its executors reach this process at is unknown; pass "
+            "SparkExecutor(service_host=...) with that address."
+        )
+    # The local address of the route to the server (a UDP socket sends nothing).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((server, 15002))
+            return str(probe.getsockname()[0])
+        except OSError as e:
+            raise SparkSetupError(
+                f"Could not find this machine's address towards the Spark Connect server "
+                f"{server!r}: {e}. Pass SparkExecutor(service_host=...) with the address its "
+                "executors reach this process at."
+            ) from e

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"Nothing listens on 127.0.0.1:{port} after {timeout} s.")
+from tests._helpers import free_port
+from tests._helpers import wait_port
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +40,9 @@ def standalone_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         "-Dspark.worker.resource.gpu.amount=1 "
         f"-Dspark.worker.resource.gpu.discoveryScript={discovery}"
     )
-    port = _free_port()
+    port = free_port()
     url = f"spark://127.0.0.1:{port}"
-    common = ["--host", "127.0.0.1", "--webui-port", str(_free_port())]
+    common = ["--host", "127.0.0.1", "--webui-port", str(free_port())]
     procs = []
     logs = []
 
@@ -71,7 +55,7 @@ def standalone_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
     try:
         start(["org.apache.spark.deploy.master.Master", *common, "--port", str(port)], "master")
-        _wait_port(port, 60)
+        wait_port(port, 60)
         for i in range(2):
             start(
                 [
@@ -80,7 +64,7 @@ def standalone_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
                     "--host",
                     "127.0.0.1",
                     "--webui-port",
-                    str(_free_port()),
+                    str(free_port()),
                     "--cores",
                     "1",
                     "--memory",

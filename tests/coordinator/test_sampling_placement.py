@@ -244,7 +244,7 @@ def test_samplers_that_must_stay_central_are_refused(
 
 
 def test_an_unknown_placement_is_refused(server: StorageServer) -> None:
-    with pytest.raises(ValueError, match="'driver' or 'workers'.*'executors'"):
+    with pytest.raises(ValueError, match=r"'driver' or 'workers'.*'executors'"):
         StudyRun(_study(server, optuna.samplers.RandomSampler()), sampling="executors")  # type: ignore[arg-type]
 
 

@@ -62,7 +62,7 @@ def test_an_unpicklable_sampler_gets_a_clear_error_before_spark_starts() -> None
     sampler.lock = threading.Lock()  # type: ignore[attr-defined]
     study = optuna.create_study(sampler=sampler)
     executor = SparkExecutor(n_workers=2, sampling="workers")
-    with pytest.raises(SparkSetupError, match="sampler and pruner cannot be shipped.*'driver'"):
+    with pytest.raises(SparkSetupError, match=r"sampler and pruner cannot be shipped.*'driver'"):
         executor.optimize(study, _pruned_if_positive, n_trials=2)
     assert executor._spark is None
     assert study.trials == []
