@@ -25,8 +25,15 @@ from optuna_spark.coordinator._placement import Sampling
 from optuna_spark.coordinator._placement import check_sampling
 from optuna_spark.exceptions import OptunaSparkError
 from optuna_spark.exceptions import SparkSetupError
+from optuna_spark.spark import _placement
 from optuna_spark.spark import _session
+from optuna_spark.spark._cluster import ClusterRunView
+from optuna_spark.spark._cluster import check_cluster_storage
+from optuna_spark.spark._cluster import cluster_job
+from optuna_spark.spark._cluster import follow
 from optuna_spark.spark._job import SparkJob
+from optuna_spark.spark._placement import COORDINATOR_PLACES
+from optuna_spark.spark._placement import Coordinator
 from optuna_spark.spark._progress import ProgressBar
 from optuna_spark.spark._supervise import supervise
 from optuna_spark.worker._spark_task import make_task
@@ -77,6 +84,14 @@ class SparkExecutor:
             workers, short trials, an expensive sampler). The driver still creates and
             numbers trials, prunes, runs callbacks and keeps ``n_trials`` and ``timeout``.
             ``GridSampler``, ``BruteForceSampler`` and ``LOCOSampler`` are refused there.
+        coordinator: Where the run (sampler, pruner, callbacks) and its service live.
+            ``"driver"``: in this process; executors connect to it. ``"cluster"``: in a task
+            of the job itself (one extra task), for Spark Connect clients that executors
+            cannot reach (serverless compute, a laptop); the study's storage must then be
+            reachable from the cluster (an RDB URL or a journal file on shared storage), and
+            callbacks run in the cluster (they must pickle). ``"auto"`` (the default):
+            ``"driver"`` on classic sessions; on Spark Connect, ``"driver"`` when a probe
+            task reaches this process's service within a few seconds, else ``"cluster"``.
         tls_certfile: Serve the driver's service over TLS with this PEM certificate.
         tls_keyfile: Key of ``tls_certfile`` when it is a separate file.
         tls_server_hostname: The name workers check the certificate against (default: the
@@ -114,6 +129,7 @@ class SparkExecutor:
         stop_running_trials: bool = True,
         retry_lost_trials: bool = False,
         sampling: Sampling = "driver",
+        coordinator: Coordinator = "auto",
         tls_certfile: str | None = None,
         tls_keyfile: str | None = None,
         tls_server_hostname: str | None = None,
@@ -126,6 +142,10 @@ class SparkExecutor:
         check_positive("stuck_grace", stuck_grace)
         if sampling not in SAMPLING_PLACES:
             raise ValueError(f"sampling must be 'driver' or 'workers', but got {sampling!r}.")
+        if coordinator not in COORDINATOR_PLACES:
+            raise ValueError(
+                f"coordinator must be 'driver', 'cluster' or 'auto', but got {coordinator!r}."
+            )
         if heartbeat_interval <= 0 or heartbeat_grace <= heartbeat_interval:
             raise ValueError(
                 "heartbeat_grace must be longer than heartbeat_interval (both positive), but "
@@ -142,6 +162,7 @@ class SparkExecutor:
         self._stop_running_trials = stop_running_trials
         self._retry_lost_trials = retry_lost_trials
         self._sampling = sampling
+        self._coordinator = coordinator
         self._tls = (tls_certfile, tls_keyfile)
         self._tls_server_hostname = tls_server_hostname
 
@@ -195,6 +216,16 @@ class SparkExecutor:
             )
         if n_trials == 0:
             return  # nothing to run: no session, no service, nothing written
+        if self._coordinator == "cluster":
+            check_cluster_storage(study)
+        spark_now = self._spark or _session.active_session()  # never starts one
+        if _placement.resolve(self._coordinator, spark_now, study, self._service_host) == (
+            "cluster"
+        ):
+            self._optimize_in_cluster(
+                study, func, n_trials, timeout, catch, callbacks, show_progress_bar
+            )
+            return
 
         # The run reads and writes the study first: a storage that cannot be reached fails
         # here, before Spark starts.
@@ -245,6 +276,54 @@ class SparkExecutor:
                 f"The Spark job of study '{study.study_name}' failed before the study was "
                 f"over ({run.n_finished} trials finished): {job.failure_message()}"
             ) from job.error
+
+    def _optimize_in_cluster(
+        self,
+        study: optuna.Study,
+        func: ObjectiveFuncType,
+        n_trials: int | None,
+        timeout: float | None,
+        catch: tuple[type[Exception], ...],
+        callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] | None,
+        show_progress_bar: bool,
+    ) -> None:
+        """``optimize`` with the run in task 0 of the job (``coordinator="cluster"``)."""
+        check_cluster_storage(study)
+        spark = self.spark
+        # The coordinator's task takes one slot.
+        n_workers = self._n_workers or max(1, _session.default_parallelism(spark) - 1)
+        if n_trials is not None:
+            n_workers = max(1, min(n_workers, n_trials))
+        wind_down = max(30.0, 3 * self._heartbeat_interval)
+        run_kwargs = {
+            "n_trials": n_trials,
+            "timeout": timeout,
+            "callbacks": list(callbacks or ()),
+            "heartbeat_grace": self._heartbeat_grace,
+            "trial_timeout": self._trial_timeout,
+            "stop_running_trials": self._stop_running_trials,
+            "retry_lost_trials": self._retry_lost_trials,
+            "sampling": self._sampling,
+        }
+        spec_args = {
+            "run_kwargs": run_kwargs,
+            "heartbeat_interval": self._heartbeat_interval,
+            "stuck_grace": self._stuck_grace,
+            "wind_down": wind_down,
+            "exit_if_stuck_after": self._stuck_grace if self._trial_timeout else None,
+        }
+        job, spec = cluster_job(spark, study, spec_args, n_workers, func, catch)
+        view = ClusterRunView(study, spec.call_id, n_trials, timeout)
+        progress = ProgressBar(view, show_progress_bar, n_workers)
+        try:
+            job.start()
+            follow(view, job, wind_down)
+        except KeyboardInterrupt:
+            job.cancel()
+            view.fail_running("interrupted: KeyboardInterrupt on the client")
+            raise
+        finally:
+            progress.close()
 
     def _session_for(self, run: StudyRun) -> SparkSession:
         """The session, started now if needed; if it cannot be, ``run`` ends unstarted."""

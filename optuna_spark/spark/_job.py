@@ -66,6 +66,10 @@ class SparkJob:
     def finished(self) -> bool:
         return self._finished.is_set()
 
+    def wait(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds for the job to end; returns whether it has."""
+        return self._finished.wait(timeout)
+
     def start(self) -> None:
         from pyspark import InheritableThread
 
@@ -99,7 +103,7 @@ class SparkJob:
         self._spark.addTag(self.group)
         try:
             rows = self._spark.range(0, self._n_workers, 1, numPartitions=self._n_workers)
-            rows.mapInArrow(_arrow_task(self._task), "trials long").collect()
+            rows.mapInArrow(arrow_task(self._task), "trials long").collect()
         finally:
             self._spark.removeTag(self.group)
 
@@ -142,17 +146,17 @@ class SparkJob:
         return None if self.error is None else spark_error_summary(self.error)
 
 
-def _arrow_task(task: Any) -> Callable[[Iterator[Any]], Iterator[Any]]:
+def arrow_task(task: Any) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """``task`` (a ``mapPartitions`` function) as a ``mapInArrow`` one."""
 
-    def arrow_task(batches: Iterator[Any]) -> Iterator[Any]:
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
         rows = [row for batch in batches for row in batch.column(0).to_pylist()]
         for n in task(iter(rows)):
             yield pa.RecordBatch.from_pydict({"trials": [n]})
 
-    return arrow_task
+    return run
 
 
 def spark_error_summary(error: BaseException) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import TYPE_CHECKING
 
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
@@ -12,11 +13,14 @@ from tqdm.auto import tqdm
 
 from optuna_spark.coordinator._run import StudyRun
 
+if TYPE_CHECKING:
+    from optuna_spark.spark._cluster import ClusterRunView
+
 
 class ProgressBar:
     """Counts finished, pruned and failed trials and shows the best value so far."""
 
-    def __init__(self, run: StudyRun, enabled: bool, n_workers: int) -> None:
+    def __init__(self, run: StudyRun | ClusterRunView, enabled: bool, n_workers: int) -> None:
         self._enabled = enabled
         self._run = run
         self._lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""A Spark Connect server on 127.0.0.1 (``local[2,4]``), and a Connect session to it.
+"""A Spark Connect server on 127.0.0.1 (``local[3,4]``), and a Connect session to it.
 
 The server runs in a process of its own, as on a real deployment: a Connect client session
 marks its whole Python process as "Connect mode", so the tests' session is opened for this
@@ -46,7 +46,7 @@ def connect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--class",
             "org.apache.spark.sql.connect.service.SparkConnectServer",
             "--master",
-            "local[2,4]",
+            "local[3,4]",  # two workers, and the coordinator's task when it runs there
             "--conf",
             f"spark.connect.grpc.binding.port={port}",
             "--conf",

@@ -1,0 +1,47 @@
+"""``coordinator="cluster"`` on a classic session: the run lives in task 0 of the job."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from optuna_spark import SparkExecutor
+from tests.spark import _objectives
+
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(240)]
+
+
+def _record_callback_pid(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    study.set_user_attr("callback_pid", os.getpid())
+
+
+def test_the_run_and_its_callbacks_live_in_a_task(spark: object, tmp_path: Path) -> None:
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    study = optuna.create_study(storage=storage)
+    executor = SparkExecutor(spark, n_workers=2, coordinator="cluster")  # type: ignore[arg-type]
+    executor.optimize(study, _objectives.quadratic, n_trials=9, callbacks=[_record_callback_pid])
+    assert sorted(t.number for t in study.trials) == list(range(9))
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    callback_pid = study.user_attrs["callback_pid"]
+    assert callback_pid != os.getpid()
+    assert callback_pid not in {t.user_attrs["pid"] for t in study.trials}  # not a worker
+
+
+def test_an_objectives_error_is_raised_here(spark: object, tmp_path: Path) -> None:
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    study = optuna.create_study(storage=storage)
+
+    def objective(trial: optuna.trial.BaseTrial) -> float:
+        raise LookupError(f"nothing for trial {trial.number}")
+
+    executor = SparkExecutor(spark, n_workers=2, coordinator="cluster")  # type: ignore[arg-type]
+    with pytest.raises(LookupError, match="nothing for trial") as info:
+        executor.optimize(study, objective, n_trials=5)
+    assert "objective" in str(info.value.__cause__)  # the worker's traceback
+    assert all(t.state == TrialState.FAIL for t in study.trials)
