@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
-import warnings
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -24,9 +22,12 @@ from optuna_spark.coordinator._placement import SAMPLING_PLACES
 from optuna_spark.coordinator._placement import Sampling
 from optuna_spark.coordinator._placement import check_sampling
 from optuna_spark.exceptions import OptunaSparkError
-from optuna_spark.exceptions import SparkSetupError
 from optuna_spark.spark import _placement
 from optuna_spark.spark import _session
+from optuna_spark.spark._checks import SAMPLER_HINT
+from optuna_spark.spark._checks import check_optimize_args
+from optuna_spark.spark._checks import check_picklable
+from optuna_spark.spark._checks import warn_if_no_task_retries
 from optuna_spark.spark._cluster import ClusterRunView
 from optuna_spark.spark._cluster import check_cluster_storage
 from optuna_spark.spark._cluster import cluster_job
@@ -171,7 +172,7 @@ class SparkExecutor:
         """The session trials run on (started on first use when none was given)."""
         if self._spark is None:
             self._spark = _session.active_session() or _session.embedded_session(
-                self._n_workers or _default_local_slots()
+                self._n_workers or os.cpu_count() or 1
             )
         return self._spark
 
@@ -208,11 +209,11 @@ class SparkExecutor:
                 worker's traceback as its ``__cause__``.
             KeyboardInterrupt: After cancelling the Spark job and failing running trials.
         """
-        _check_optimize_args(study, func, n_trials, timeout, catch)
+        check_optimize_args(study, func, n_trials, timeout, catch)
         check_sampling(self._sampling, study.sampler)
         if self._sampling == "workers":
-            _check_picklable(
-                "The study's sampler and pruner", (study.sampler, study.pruner), _SAMPLER_HINT
+            check_picklable(
+                "The study's sampler and pruner", (study.sampler, study.pruner), SAMPLER_HINT
             )
         if n_trials == 0:
             return  # nothing to run: no session, no service, nothing written
@@ -329,7 +330,7 @@ class SparkExecutor:
         """The session, started now if needed; if it cannot be, ``run`` ends unstarted."""
         try:
             spark = self.spark
-            _warn_if_no_task_retries(spark)
+            warn_if_no_task_retries(spark)
         except BaseException:
             run.stop(StopReason.INTERRUPTED)  # nothing ran: its lease says it is over
             raise
@@ -371,61 +372,3 @@ class SparkExecutor:
             task=make_task(spec, func, catch),
             on_end=run.changes.notify,
         )
-
-
-def _check_optimize_args(
-    study: optuna.Study,
-    func: ObjectiveFuncType,
-    n_trials: int | None,
-    timeout: float | None,
-    catch: tuple[type[Exception], ...],
-) -> None:
-    """Refuse bad input before Spark starts (``StudyRun`` checks the numbers again)."""
-    if not isinstance(catch, tuple):
-        raise TypeError(
-            f"The catch argument is of type '{type(catch).__name__}' but must be a tuple."
-        )
-    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int)):
-        raise TypeError(f"n_trials must be an int or None, but got {n_trials=}.")
-    check_positive("n_trials", n_trials, allow_zero=True)
-    check_positive("timeout", timeout)
-    if optuna_adapter.is_in_optimize_loop(study):
-        raise RuntimeError("Nested invocation of `Study.optimize` method isn't allowed.")
-    _check_picklable("The objective", (func, catch), _OBJECTIVE_HINT)
-
-
-def _default_local_slots() -> int:
-    return os.cpu_count() or 1
-
-
-def _warn_if_no_task_retries(spark: SparkSession) -> None:
-    master = _session.master(spark) or ""
-    if re.fullmatch(r"local(\[(\d+|\*)\])?", master):
-        warnings.warn(
-            f"The Spark master {master!r} never retries a failed task, so a worker that dies "
-            "(or exits because its trial was stuck) ends its slot for the rest of the study. "
-            "Use a master such as 'local[4,4]' (4 slots, 4 attempts per task).",
-            stacklevel=3,
-        )
-
-
-_OBJECTIVE_HINT = (
-    "Objectives must not capture the study, a SparkSession/SparkContext, open files, locks or "
-    "connections; create those inside the objective."
-)
-_SAMPLER_HINT = (
-    "With sampling='workers' each worker gets a copy of them: give them no open files, "
-    "locks or connections (for example in a constraints_func), or use sampling='driver'."
-)
-
-
-def _check_picklable(what: str, objects: tuple[Any, ...], hint: str) -> None:
-    from pyspark import cloudpickle
-
-    try:
-        cloudpickle.dumps(objects)  # type: ignore[no-untyped-call]
-    except Exception as e:
-        raise SparkSetupError(
-            f"{what} cannot be shipped to Spark executors because it cannot be pickled: "
-            f"{e}. {hint}"
-        ) from e

@@ -102,11 +102,11 @@ class _FakeSession:
     ],
 )
 def test_masters_without_task_retries_are_warned_about(master: str, warns: bool) -> None:
-    from optuna_spark.spark._executor import _warn_if_no_task_retries
+    from optuna_spark.spark._checks import warn_if_no_task_retries
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _warn_if_no_task_retries(_FakeSession(master))  # type: ignore[arg-type]
+        warn_if_no_task_retries(_FakeSession(master))  # type: ignore[arg-type]
     assert bool(caught) == warns
     if warns:
         assert "local[4,4]" in str(caught[0].message)
