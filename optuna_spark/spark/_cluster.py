@@ -113,6 +113,7 @@ def cluster_job(
     n_workers: int,
     func: Any,
     catch: tuple[type[Exception], ...],
+    profile: Any = None,
 ) -> tuple[SparkJob, ClusterSpec]:
     """The job of ``n_workers + 1`` tasks whose task 0 serves the run."""
     spec = ClusterSpec(
@@ -140,6 +141,7 @@ def cluster_job(
         group=f"optuna-spark-{spec.call_id}",
         n_workers=n_workers + 1,
         task=make_cluster_task(spec, func, catch),
+        profile=profile,
     )
     return job, spec
 

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -36,6 +37,8 @@ from optuna_spark.spark._job import SparkJob
 from optuna_spark.spark._placement import COORDINATOR_PLACES
 from optuna_spark.spark._placement import Coordinator
 from optuna_spark.spark._progress import ProgressBar
+from optuna_spark.spark._resources import check_resources
+from optuna_spark.spark._resources import task_profile
 from optuna_spark.spark._supervise import supervise
 from optuna_spark.worker._spark_task import make_task
 
@@ -93,6 +96,11 @@ class SparkExecutor:
             callbacks run in the cluster (they must pickle). ``"auto"`` (the default):
             ``"driver"`` on classic sessions; on Spark Connect, ``"driver"`` when a probe
             task reaches this process's service within a few seconds, else ``"cluster"``.
+        resources: What each trial's task needs, e.g. ``{"cpus": 4, "gpus": 1}`` (any other
+            name is a custom Spark resource): the job runs under a Spark ``ResourceProfile``
+            (stage-level scheduling), so each trial gets those cores and GPUs whatever the
+            session's defaults. GPUs are exposed as ``CUDA_VISIBLE_DEVICES`` and recorded on
+            the trial. Needs a standalone, YARN or Kubernetes cluster (not local mode).
         tls_certfile: Serve the driver's service over TLS with this PEM certificate.
         tls_keyfile: Key of ``tls_certfile`` when it is a separate file.
         tls_server_hostname: The name workers check the certificate against (default: the
@@ -131,6 +139,7 @@ class SparkExecutor:
         retry_lost_trials: bool = False,
         sampling: Sampling = "driver",
         coordinator: Coordinator = "auto",
+        resources: Mapping[str, float] | None = None,
         tls_certfile: str | None = None,
         tls_keyfile: str | None = None,
         tls_server_hostname: str | None = None,
@@ -164,6 +173,7 @@ class SparkExecutor:
         self._retry_lost_trials = retry_lost_trials
         self._sampling = sampling
         self._coordinator = coordinator
+        self._resources = check_resources(resources)
         self._tls = (tls_certfile, tls_keyfile)
         self._tls_server_hostname = tls_server_hostname
 
@@ -241,7 +251,7 @@ class SparkExecutor:
             retry_lost_trials=self._retry_lost_trials,
             sampling=self._sampling,
         )
-        spark = self._session_for(run)
+        spark, profile = self._session_for(run)
         n_workers = self._n_workers or _session.default_parallelism(spark)
         if n_trials is not None:
             n_workers = max(1, min(n_workers, n_trials))
@@ -249,7 +259,7 @@ class SparkExecutor:
         progress = ProgressBar(run, show_progress_bar, n_workers)
         with server:
             server.add_run(run)
-            job = self._job(spark, study, run, server, n_workers, func, catch)
+            job = self._job(spark, study, run, server, n_workers, func, catch, profile)
             try:
                 job.start()
                 job_ended_early = supervise(
@@ -313,7 +323,8 @@ class SparkExecutor:
             "wind_down": wind_down,
             "exit_if_stuck_after": self._stuck_grace if self._trial_timeout else None,
         }
-        job, spec = cluster_job(spark, study, spec_args, n_workers, func, catch)
+        profile = self._profile(spark)
+        job, spec = cluster_job(spark, study, spec_args, n_workers, func, catch, profile)
         view = ClusterRunView(study, spec.call_id, n_trials, timeout)
         progress = ProgressBar(view, show_progress_bar, n_workers)
         try:
@@ -326,15 +337,21 @@ class SparkExecutor:
         finally:
             progress.close()
 
-    def _session_for(self, run: StudyRun) -> SparkSession:
-        """The session, started now if needed; if it cannot be, ``run`` ends unstarted."""
+    def _profile(self, spark: SparkSession) -> Any:
+        """The tasks' ``ResourceProfile`` when ``resources`` were given."""
+        return None if self._resources is None else task_profile(spark, self._resources)
+
+    def _session_for(self, run: StudyRun) -> tuple[SparkSession, Any]:
+        """The session (started now if needed) and the tasks' resource profile; if either
+        cannot be had, ``run`` ends unstarted."""
         try:
             spark = self.spark
             warn_if_no_task_retries(spark)
+            profile = self._profile(spark)
         except BaseException:
             run.stop(StopReason.INTERRUPTED)  # nothing ran: its lease says it is over
             raise
-        return spark
+        return spark, profile
 
     def _server(self, spark: SparkSession, study: optuna.Study) -> StudyServer:
         """The server the workers reach the run through (not started yet)."""
@@ -357,6 +374,7 @@ class SparkExecutor:
         n_workers: int,
         func: ObjectiveFuncType,
         catch: tuple[type[Exception], ...],
+        profile: Any,
     ) -> SparkJob:
         """The Spark job whose tasks serve ``run`` (not started yet)."""
         spec = run.worker_spec(
@@ -371,4 +389,5 @@ class SparkExecutor:
             n_workers=n_workers,
             task=make_task(spec, func, catch),
             on_end=run.changes.notify,
+            profile=profile,
         )

@@ -39,6 +39,7 @@ class SparkJob:
         task: What every task runs: a ``mapPartitions`` function (an iterator of one row in,
             an iterator of ints out).
         on_end: Called from the job's thread when the job has ended, however it ended.
+        profile: The ``ResourceProfile`` every task runs under (stage-level scheduling).
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class SparkJob:
         n_workers: int,
         task: Any,
         on_end: Callable[[], None] = lambda: None,
+        profile: Any = None,
     ) -> None:
         self._spark = spark
         self.name = name
@@ -56,6 +58,7 @@ class SparkJob:
         self._n_workers = n_workers
         self._task = task
         self._on_end = on_end
+        self._profile = profile
         self._finished = threading.Event()
         self._lock = threading.Lock()  # orders _detached against the end of the job
         self._detached = False
@@ -87,7 +90,10 @@ class SparkJob:
                 sc = self._spark.sparkContext
                 sc.setJobGroup(self.group, self.name, interruptOnCancel=True)
                 rdd = sc.parallelize(range(self._n_workers), self._n_workers)
-                rdd.mapPartitions(self._task).collect()
+                tasks = rdd.mapPartitions(self._task)
+                if self._profile is not None:
+                    tasks = tasks.withResources(self._profile)
+                tasks.collect()
         except BaseException as e:
             self.error = e
         finally:
@@ -103,7 +109,8 @@ class SparkJob:
         self._spark.addTag(self.group)
         try:
             rows = self._spark.range(0, self._n_workers, 1, numPartitions=self._n_workers)
-            rows.mapInArrow(arrow_task(self._task), "trials long").collect()
+            task = arrow_task(self._task)
+            rows.mapInArrow(task, "trials long", profile=self._profile).collect()
         finally:
             self._spark.removeTag(self.group)
 

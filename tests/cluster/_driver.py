@@ -21,7 +21,45 @@ def objective(trial: optuna.trial.BaseTrial) -> float:
     return x * x
 
 
-def main(master: str, storage: str, gpus: bool) -> None:
+def timed_objective(trial: optuna.trial.BaseTrial) -> float:
+    import time
+
+    trial.set_user_attr("start", time.time())
+    time.sleep(0.3)
+    trial.set_user_attr("end", time.time())
+    return trial.suggest_float("x", 0, 1)
+
+
+def most_at_once(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """The largest number of trials whose objectives ran at the same moment."""
+    events = sorted(
+        [(t.user_attrs["start"], 1) for t in trials] + [(t.user_attrs["end"], -1) for t in trials]
+    )
+    now = peak = 0
+    for _, delta in events:
+        now += delta
+        peak = max(peak, now)
+    return peak
+
+
+def run_with_resources(spark: SparkSession, storage: str) -> None:
+    """4 workers asked for, each task needs 2 of the cluster's 4 cores: 2 run at once."""
+    study = optuna.create_study(study_name="resources", storage=storage)
+    executor = SparkExecutor(spark, n_workers=4, resources={"cpus": 2})
+    executor.optimize(study, timed_objective, n_trials=12)
+    trials = optuna.load_study(study_name="resources", storage=storage).trials
+    print(
+        json.dumps(
+            {
+                "n": len(trials),
+                "states": sorted({t.state.name for t in trials}),
+                "most_at_once": most_at_once(trials),
+            }
+        )
+    )
+
+
+def main(master: str, storage: str, gpus: bool, resources: bool = False) -> None:
     builder = SparkSession.builder
     if gpus:
         builder = builder.config("spark.executor.resource.gpu.amount", "1").config(
@@ -38,6 +76,10 @@ def main(master: str, storage: str, gpus: bool) -> None:
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
+    if resources:
+        run_with_resources(spark, storage)
+        spark.stop()
+        return
     study = optuna.create_study(study_name="cluster", storage=storage)
     SparkExecutor(spark, n_workers=2).optimize(study, objective, n_trials=30)
     trials = optuna.load_study(study_name="cluster", storage=storage).trials
@@ -63,4 +105,9 @@ def main(master: str, storage: str, gpus: bool) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], gpus=sys.argv[3:] == ["--gpus"])
+    main(
+        sys.argv[1],
+        sys.argv[2],
+        gpus=sys.argv[3:] == ["--gpus"],
+        resources=sys.argv[3:] == ["--resources"],
+    )

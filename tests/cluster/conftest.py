@@ -16,7 +16,7 @@ from tests._helpers import wait_port
 
 @pytest.fixture(scope="session")
 def standalone_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start ``spark://127.0.0.1:PORT`` with two one-core workers; stop them afterwards."""
+    """Start ``spark://127.0.0.1:PORT`` with two two-core workers; stop them afterwards."""
     import pyspark
 
     spark_home = Path(pyspark.__file__).parent
@@ -66,7 +66,7 @@ def standalone_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
                     "--webui-port",
                     str(free_port()),
                     "--cores",
-                    "1",
+                    "2",
                     "--memory",
                     "1g",
                 ],

@@ -52,3 +52,12 @@ def test_gpus_assigned_by_spark_are_recorded_and_exposed(
     assert result["n"] == 30
     assert result["gpus"] == ["['0']"]
     assert result["cuda_visible"] == ["0"]
+
+
+def test_resources_give_each_trial_its_cores(standalone_master: str, tmp_path: Path) -> None:
+    # Two workers of two cores; every task asks for two: never more than two trials at once,
+    # although four workers were asked for, and every trial completes.
+    result = _run_driver(standalone_master, tmp_path, "--resources")
+    assert result["n"] == 12
+    assert result["states"] == ["COMPLETE"]
+    assert result["most_at_once"] == 2

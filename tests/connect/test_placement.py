@@ -98,3 +98,11 @@ def test_unpicklable_callbacks_are_refused_before_the_cluster_runs_anything(
 def test_an_unknown_coordinator_is_refused_at_once() -> None:
     with pytest.raises(ValueError, match="'driver', 'cluster' or 'auto'"):
         SparkExecutor(coordinator="executor")  # type: ignore[arg-type]
+
+
+def test_resources_are_refused_on_a_local_connect_server(connect_spark: Any) -> None:
+    study = optuna.create_study()
+    executor = SparkExecutor(connect_spark, resources={"gpus": 1})
+    with pytest.raises(SparkSetupError, match="local mode"):
+        executor.optimize(study, o.quadratic, n_trials=2)
+    assert study.trials == []
