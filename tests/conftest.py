@@ -21,6 +21,12 @@ from optuna_spark import StudyRun
 from tests._helpers import Workers
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Spark Connect tests run last: a Connect client session cannot start in a process that
+    runs a classic one, so they stop the classic session (see ``tests/connect``)."""
+    items.sort(key=lambda item: item.get_closest_marker("connect") is not None)
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     """One embedded local Spark session for the whole test run.

@@ -59,7 +59,6 @@ class ClusterSpec:
     n_workers: int
     heartbeat_interval: float
     stuck_grace: float
-    wind_down: float
     exit_if_stuck_after: float | None
 
 
@@ -187,7 +186,7 @@ def _coordinate(spec: ClusterSpec) -> int:
                 n_workers=spec.n_workers,
                 stuck_grace=spec.stuck_grace,
                 stop_running_trials=bool(spec.run_kwargs.get("stop_running_trials", True)),
-                wind_down=spec.wind_down,
+                wind_down=None,  # the client waits for the tasks to end, and cancels them
             )
         finally:
             server.remove_run(run)

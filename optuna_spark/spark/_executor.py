@@ -320,7 +320,6 @@ class SparkExecutor:
             "run_kwargs": run_kwargs,
             "heartbeat_interval": self._heartbeat_interval,
             "stuck_grace": self._stuck_grace,
-            "wind_down": wind_down,
             "exit_if_stuck_after": self._stuck_grace if self._trial_timeout else None,
         }
         profile = self._profile(spark)

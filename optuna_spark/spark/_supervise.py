@@ -20,7 +20,7 @@ def supervise(
     n_workers: int,
     stuck_grace: float,
     stop_running_trials: bool,
-    wind_down: float,
+    wind_down: float | None,
 ) -> bool:
     """Wait until the study is over for this call; returns whether the job ended first.
 
@@ -33,7 +33,8 @@ def supervise(
        failed and the job is cancelled, as ``Study.optimize`` would not wait for them either.
     2. until every worker has asked once more and been told to stop (or ``wind_down``
        seconds passed: then the job is cancelled). Spark ends the finished tasks in the
-       background; an error it raises then is logged.
+       background; an error it raises then is logged. ``wind_down=None`` skips this step
+       (the coordinator task of ``coordinator="cluster"``: the client winds the job down).
     """
     changes = run.changes
     error_deadline: float | None = None
@@ -61,6 +62,8 @@ def supervise(
             run.fail_running("stopped: another trial raised an uncaught error")
             job.cancel()
 
+    if wind_down is None:
+        return False
     deadline = time.monotonic() + wind_down
     while not (job.finished or run.n_dismissed >= n_workers) and time.monotonic() < deadline:
         changes.wait_for(

@@ -1,8 +1,9 @@
 """A Spark Connect server on 127.0.0.1 (``local[3,4]``), and a Connect session to it.
 
 The server runs in a process of its own, as on a real deployment: a Connect client session
-marks its whole Python process as "Connect mode", so the tests' session is opened for this
-package only, and the mark is cleared when it is stopped, before classic tests run.
+cannot start while a classic session runs in the same process, and marks the process as
+"Connect mode": these tests run last (``tests/conftest.py`` orders them), stop the classic
+session first, and clear the mark when they end.
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ def connect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def connect_spark(connect_url: str) -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
+    # The classic session of earlier tests must end first (Connect tests are ordered last).
+    classic = SparkSession.getActiveSession()
+    if classic is not None:
+        classic.stop()
     saved = {k: os.environ.get(k) for k in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE")}
     session = SparkSession.builder.remote(connect_url).getOrCreate()
     try:
