@@ -105,47 +105,6 @@ def _child(config: str, url: str | None, args: argparse.Namespace) -> dict[str, 
     }
 
 
-def _start_server(work: Path) -> tuple[subprocess.Popen[bytes], str]:
-    import pyspark
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests._helpers import free_port
-    from tests._helpers import wait_port
-
-    spark_home = Path(pyspark.__file__).parent
-    port = free_port()
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(spark_home),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_PYTHON": sys.executable,
-    }
-    log = open(work / "connect-server.log", "wb")  # noqa: SIM115 (kept for the process)
-    server = subprocess.Popen(
-        [
-            str(spark_home / "bin" / "spark-submit"),
-            "--class",
-            "org.apache.spark.sql.connect.service.SparkConnectServer",
-            "--master",
-            f"local[{N_WORKERS + 1}]",
-            "--conf",
-            f"spark.connect.grpc.binding.port={port}",
-            "--conf",
-            "spark.connect.grpc.binding.address=127.0.0.1",
-            "--conf",
-            "spark.driver.host=127.0.0.1",
-            "--conf",
-            "spark.ui.enabled=false",
-            "spark-internal",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    wait_port(port, 120)
-    return server, f"sc://127.0.0.1:{port}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trials", type=int, default=300)
@@ -160,14 +119,23 @@ def main() -> None:
 
     machine = bench.machine()
     work = Path(tempfile.mkdtemp(prefix="optuna-spark-connect-server-"))
-    server, url = _start_server(work)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests._helpers import start_connect_server
+
+    server, url = start_connect_server(work, N_WORKERS + 1)
     rows = []
     try:
         for config in CONFIGS:
             out = subprocess.run(
-                [sys.executable, __file__, "--child", config, "--url", url]
-                + [f"--trials={args.trials}", f"--sleep-trials={args.sleep_trials}"]
-                + [f"--repeats={args.repeats}"],
+                [
+                    sys.executable,
+                    __file__,
+                    f"--child={config}",
+                    f"--url={url}",
+                    f"--trials={args.trials}",
+                    f"--sleep-trials={args.sleep_trials}",
+                    f"--repeats={args.repeats}",
+                ],
                 capture_output=True,
                 text=True,
                 check=False,

@@ -29,3 +29,4 @@ run load-tpe-40 "$py" benchmarks/load.py --sampler tpe --workers 40 --trial-seco
 run load-random-1000 "$py" benchmarks/load.py --workers 1000 --processes 8 --trial-seconds 5 \
   --label random-1000
 run connections "$py" benchmarks/connections.py
+run connect "$py" benchmarks/connect.py

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +57,66 @@ def wait_port(port: int, timeout: float) -> None:
         except OSError:
             time.sleep(0.3)
     raise TimeoutError(f"Nothing listens on 127.0.0.1:{port} after {timeout} s.")
+
+
+def start_connect_server(
+    log_dir: Path, slots: int, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A Spark Connect server (``local[slots, 4]``, its own JVM) on 127.0.0.1, and its URL.
+
+    Its executors' Python is this interpreter. The caller terminates the process.
+    """
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+        **(env or {}),
+    }
+    full_env.pop("SPARK_REMOTE", None)
+    full_env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    with open(log_dir / "connect-server.log", "wb") as log:
+        server = subprocess.Popen(
+            [
+                str(spark_home / "bin" / "spark-submit"),
+                "--class",
+                "org.apache.spark.sql.connect.service.SparkConnectServer",
+                "--master",
+                f"local[{slots},4]",
+                "--conf",
+                f"spark.connect.grpc.binding.port={port}",
+                "--conf",
+                "spark.connect.grpc.binding.address=127.0.0.1",
+                "--conf",
+                "spark.driver.host=127.0.0.1",
+                "--conf",
+                "spark.driver.bindAddress=127.0.0.1",
+                "--conf",
+                "spark.ui.enabled=false",
+                "spark-internal",
+            ],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_port(port, 120)
+    except BaseException:
+        server.kill()
+        raise
+    return server, f"sc://127.0.0.1:{port}"
+
+
+def states_of(study: optuna.Study) -> dict[str, int]:
+    """How many trials of ``study`` are in each state, by state name."""
+    out: dict[str, int] = {}
+    for t in study.trials:
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -20,7 +20,7 @@ from optuna_spark import _optuna_adapter as optuna_adapter
 from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
 from optuna_spark.coordinator._attrs import ATTR_WORKER
 from optuna_spark.exceptions import OptunaSparkError
-from optuna_spark.exceptions import SparkSetupError
+from optuna_spark.spark._checks import check_picklable
 from optuna_spark.spark._cluster_task import ClusterSpec
 from optuna_spark.spark._cluster_task import RunRecord
 from optuna_spark.spark._cluster_task import make_cluster_task
@@ -126,15 +126,12 @@ def cluster_job(
         n_workers=n_workers,
         **spec_args,
     )
-    from pyspark import cloudpickle
-
-    try:
-        cloudpickle.dumps(spec)  # type: ignore[no-untyped-call]
-    except Exception as e:
-        raise SparkSetupError(
-            f"coordinator='cluster' ships the study's storage, sampler, pruner and callbacks "
-            f"to the cluster, and one of them cannot be pickled: {e}."
-        ) from e
+    check_picklable(
+        "coordinator='cluster' ships the study's storage, sampler, pruner and callbacks to "
+        "the cluster, and one of them",
+        (spec,),
+        "Use coordinator='driver', or give them no open files, locks or connections.",
+    )
     job = SparkJob(
         spark,
         name=f"optuna-spark: study '{study.study_name}', coordinator and {n_workers} workers",

@@ -1,5 +1,7 @@
 """Objectives the Connect tests ship to the server's executors (importable by name there)."""
 
+# ruff: noqa: F401 (pruned_if_positive is re-exported for the tests)
+
 from __future__ import annotations
 
 import os
@@ -8,20 +10,13 @@ from pathlib import Path
 
 import optuna
 
+from tests._workers import objective_pruned_if_positive as pruned_if_positive
+
 
 def quadratic(trial: optuna.trial.BaseTrial) -> float:
     x = trial.suggest_float("x", -10, 10)
     trial.set_user_attr("pid", os.getpid())
     return (x - 2) ** 2
-
-
-def pruned_if_positive(trial: optuna.trial.BaseTrial) -> float:
-    x = trial.suggest_float("x", -1, 1)
-    for step in range(3):
-        trial.report(x, step)
-        if trial.should_prune():
-            raise optuna.TrialPruned()
-    return x
 
 
 def grid(trial: optuna.trial.BaseTrial) -> float:

@@ -24,6 +24,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from optuna_spark import SparkExecutor
+from tests._helpers import states_of
 from tests._helpers import wait_until
 from tests.connect import _objectives as o
 
@@ -47,13 +48,6 @@ def create_study(tmp_path: Path) -> Callable[..., optuna.Study]:
     return functools.partial(optuna.create_study, storage=storage)
 
 
-def _states(study: optuna.Study) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in study.trials:
-        out[t.state.name] = out.get(t.state.name, 0) + 1
-    return out
-
-
 def test_the_session_is_a_connect_one(connect_spark: Any) -> None:
     assert type(connect_spark).__module__.startswith("pyspark.sql.connect")
     with pytest.raises(Exception, match="sparkContext"):
@@ -73,7 +67,7 @@ def test_n_trials_is_exact_and_objectives_run_in_the_executors(
     )
     executor.optimize(study, o.quadratic, n_trials=17)
     assert sorted(t.number for t in study.trials) == list(range(17))
-    assert _states(study) == {"COMPLETE": 17}
+    assert states_of(study) == {"COMPLETE": 17}
     assert os.getpid() not in {t.user_attrs["pid"] for t in study.trials}
     where = study.trials[0].system_attrs["optuna_spark:worker"]
     assert {"host", "pid", "partition", "attempt"} <= set(where)
@@ -117,7 +111,7 @@ def test_pruning_is_decided_by_the_studys_pruner(
 def test_catch_fails_the_trial_and_goes_on(executor: SparkExecutor, create_study: Any) -> None:
     study = create_study()
     executor.optimize(study, o.key_error_on_odd, n_trials=6, catch=(KeyError,))
-    assert _states(study) == {"COMPLETE": 3, "FAIL": 3}
+    assert states_of(study) == {"COMPLETE": 3, "FAIL": 3}
 
 
 def test_an_uncaught_exception_is_raised_on_the_client(
@@ -154,7 +148,7 @@ def test_a_killed_worker_fails_exactly_its_trial(
     study = create_study()
     objective = functools.partial(o.die_once, marker=str(tmp_path / "died"))
     executor.optimize(study, objective, n_trials=8)
-    assert _states(study) == {"COMPLETE": 7, "FAIL": 1}
+    assert states_of(study) == {"COMPLETE": 7, "FAIL": 1}
     failed = next(t for t in study.trials if t.state == TrialState.FAIL)
     assert "worker lost" in failed.system_attrs["optuna_spark:fail_reason"]
 

@@ -17,23 +17,17 @@ from optuna.trial import TrialState
 
 from optuna_spark import OptunaSparkError
 from optuna_spark import SparkExecutor
+from tests._helpers import states_of
 from tests.spark import _objectives
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(240)]
-
-
-def _states(study: optuna.Study) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in study.trials:
-        out[t.state.name] = out.get(t.state.name, 0) + 1
-    return out
 
 
 def test_n_trials_is_exact_and_objective_runs_in_executors(executor: SparkExecutor) -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     executor.optimize(study, _objectives.quadratic, n_trials=23)
     assert len(study.trials) == 23
-    assert _states(study) == {"COMPLETE": 23}
+    assert states_of(study) == {"COMPLETE": 23}
     pids = {t.user_attrs["pid"] for t in study.trials}
     assert os.getpid() not in pids
     where = study.trials[0].system_attrs["optuna_spark:worker"]
@@ -62,7 +56,7 @@ def test_grid_sampler_gives_every_point_once_and_ends_by_itself(
     SparkExecutor(spark, n_workers=n_workers).optimize(study, objective)  # type: ignore[arg-type]
     points = sorted((t.params["x"], t.params["y"]) for t in study.trials)
     assert points == sorted((x, y) for x in grid["x"] for y in grid["y"])
-    assert _states(study) == {"COMPLETE": 20}
+    assert states_of(study) == {"COMPLETE": 20}
 
 
 def test_catch_fails_the_trial_and_goes_on(executor: SparkExecutor) -> None:
@@ -175,7 +169,7 @@ def test_worker_killed_mid_trial_fails_that_trial_and_study_completes(
     lost = study.trials[0]
     assert lost.state == TrialState.FAIL
     assert "worker lost" in lost.system_attrs["optuna_spark:fail_reason"]
-    assert _states(study) == {"FAIL": 1, "COMPLETE": 11}
+    assert states_of(study) == {"FAIL": 1, "COMPLETE": 11}
     attempts = {t.system_attrs["optuna_spark:worker"]["attempt"] for t in study.trials}
     assert max(attempts) >= 1  # Spark retried the task and the new attempt kept pulling
 
