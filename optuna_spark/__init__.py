@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING
 from typing import Any
 
+from optuna_spark._version import __version__ as __version__
 from optuna_spark.exceptions import AuthenticationError
 from optuna_spark.exceptions import MessageTooLargeError
 from optuna_spark.exceptions import OptunaSparkError
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from optuna_spark.coordinator import StorageServer
     from optuna_spark.coordinator import StudyRun
     from optuna_spark.coordinator import StudyServer
+    from optuna_spark.coordinator import get_trial_log
     from optuna_spark.spark import SparkExecutor
     from optuna_spark.storages import RemoteStorage
     from optuna_spark.wire import Endpoint
@@ -32,10 +34,9 @@ if TYPE_CHECKING:
     from optuna_spark.worker import WorkerSpec
     from optuna_spark.worker import run_worker
 
-__version__ = "0.1.0"
-
 _LAZY = {
     "Endpoint": "optuna_spark.wire",
+    "get_trial_log": "optuna_spark.coordinator",
     "LOCOSampler": "optuna_spark.ablation",
     "RemoteStorage": "optuna_spark.storages",
     "RemoteTrial": "optuna_spark.worker",
@@ -63,6 +64,7 @@ __all__ = [
     "StudyRun",
     "StudyServer",
     "WorkerSpec",
+    "get_trial_log",
     "run_worker",
 ]
 

@@ -23,7 +23,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-extras="dashboard,examples"
+extras="dashboard,examples,ablation"
 for e in "$@"; do
   case "$e" in
     test) extras="$extras,test,tensorflow,connect" ;;

@@ -19,7 +19,7 @@ PY
 echo "Core tests against the lowest allowed Optuna: optuna==$lowest" >&2
 python3 -m venv .venv-lowest
 .venv-lowest/bin/python -m pip install -q --upgrade pip
-.venv-lowest/bin/python -m pip install -q -e ".[test]" "optuna==$lowest"
+.venv-lowest/bin/python -m pip install -q -e ".[test,ablation]" "optuna==$lowest"
 installed=$(.venv-lowest/bin/python -c "import optuna; print(optuna.__version__)")
 if [ "$installed" != "$lowest" ] && [ "$installed" != "$lowest.0" ]; then
   echo "Expected optuna $lowest in .venv-lowest, found $installed." >&2

@@ -117,3 +117,24 @@ def add_trial_from_process(
     """Runs in a spawned process with an unpickled ``RemoteStorage``."""
     study = optuna.load_study(study_name=study_name, storage=storage)
     study.add_trial(optuna.trial.create_trial(value=value))
+
+
+def objective_chatty(trial: RemoteTrial) -> float:
+    """Prints, warns and logs (through Python's last-resort handler) once per trial."""
+    import logging
+    import warnings
+
+    x = trial.suggest_float("x", 0, 1)
+    print(f"hello from trial {trial.number}")
+    warnings.warn(f"careful in trial {trial.number}", stacklevel=1)
+    logging.getLogger("user.model").warning("loss is %.1f", 1.5)
+    return x
+
+
+def objective_very_chatty(trial: RemoteTrial) -> float:
+    """Prints 2 MiB in 1 KiB lines, then one last line."""
+    line = "x" * 1023
+    for _ in range(2048):
+        print(line)
+    print("the end")
+    return 0.0

@@ -47,3 +47,37 @@ def test_disabled_bar_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
     _finish(run, 1, "values", 1.0)
     bar.close()
     assert capfd.readouterr().err == ""
+
+
+def test_optuna_log_lines_go_above_the_bar_and_back_after(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    study = optuna.create_study()
+    run = StudyRun(study, n_trials=2)
+    bar = ProgressBar(run, True, n_workers=1)
+    _finish(run, 1, "values", 1.0)  # Optuna logs "Trial 0 finished with value: 1.0 ..."
+    captured = capfd.readouterr()
+    # As with Study.optimize's own bar: written by tqdm.write (stdout), not into the bar.
+    assert "Trial 0 finished with value: 1.0" in captured.out
+    assert "Trial 0 finished" not in captured.err
+    _finish(run, 1, "values", 2.0)
+    bar.close()
+    capfd.readouterr()
+    optuna.logging.get_logger("optuna.study.study").info("after the bar")
+    assert "after the bar" in capfd.readouterr().err  # Optuna's own handler is back
+
+
+def test_the_rate_counts_from_the_first_trial_not_from_spark_start_up() -> None:
+    import time
+
+    study = optuna.create_study()
+    run = StudyRun(study, n_trials=10)
+    bar = ProgressBar(run, True, n_workers=1)
+    assert bar._bar is not None
+    bar._bar.start_t -= 600  # as if Spark had taken ten minutes to start the tasks
+    bar._bar.last_print_t -= 600
+    _finish(run, 1, "values", 1.0)
+    assert time.time() - bar._bar.start_t < 60  # dated back to the trial's start
+    assert bar._bar.n == 1
+    bar.close()

@@ -7,6 +7,19 @@ import sys
 from typing import Any
 
 _TENSORFLOW_EXTRA = "pip install 'optuna-spark[tensorflow]'"
+_ABLATION_EXTRA = "pip install 'optuna-spark[ablation]'"
+
+
+def import_ablation_dependency(name: str) -> Any:
+    """``name`` (pandas, scipy.stats, plotly.graph_objects), or an ``ImportError`` naming the
+    extra that installs it: reports and plots need them, the sampler does not."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise ImportError(
+            f"Ablation reports and plots need {name.split('.')[0]}; install it with "
+            f"`{_ABLATION_EXTRA}`."
+        ) from e
 
 
 def import_keras() -> Any:

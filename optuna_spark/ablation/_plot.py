@@ -11,6 +11,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from optuna_spark.ablation._imports import import_ablation_dependency
 from optuna_spark.ablation._report import ablation_report
 
 if TYPE_CHECKING:
@@ -76,10 +77,7 @@ def plot_ablation(
             fig = plot_ablation(study)
             assert fig.data  # fig.show(), or fig.write_html("ablation.html")
     """
-    try:
-        import plotly.graph_objects as go
-    except ImportError as e:  # pragma: no cover - plotly is a dependency of optuna-spark
-        raise ImportError("plot_ablation needs plotly: pip install plotly") from e
+    go = import_ablation_dependency("plotly.graph_objects")
 
     report = ablation_report(
         study, target=target, direction=direction, confidence=confidence, alpha=alpha

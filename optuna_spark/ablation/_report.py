@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_spark.ablation import _arms as a
+from optuna_spark.ablation._imports import import_ablation_dependency
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,7 +110,8 @@ def ablation_report(
             assert not report.loc["component:fad", "significant"]
             assert abs(report.loc["component:trick", "importance"] - 0.1) < 1e-9
     """
-    import pandas as pd
+    pd = import_ablation_dependency("pandas")
+    import_ablation_dependency("scipy.stats")  # for the statistical tests: fail before any work
 
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), but got {confidence=}.")
@@ -158,18 +160,19 @@ def ablation_report(
 def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Holm's step-down adjustment of p-values (family-wise error rate).
 
-    The ``i``-th smallest of ``m`` p-values is multiplied by ``m - i + 1`` (``i`` from 1), and
-    adjusted p-values are made non-decreasing in that order and capped at 1. Rejecting where
-    the adjusted p-value is below ``alpha`` controls the probability of any false rejection at
-    ``alpha``.
+        The ``i``-th smallest of ``m`` p-values is multiplied by ``m - i + 1`` (``i`` from 1), and
+        adjusted p-values are made non-decreasing in that order and capped at 1. Rejecting where
+        the adjusted p-value is below ``alpha`` controls the probability of any false rejection at
+        ``alpha``.
 
-    Example:
+        Example:
 
-        .. testcode::
+            .. testcode::
 
-            from optuna_spark.ablation._report import holm
+                from optuna_spark.ablation._imports import import_ablation_dependency
+    from optuna_spark.ablation._report import holm
 
-            assert list(holm([0.01, 0.04, 0.03])) == [0.03, 0.06, 0.06]
+                assert list(holm([0.01, 0.04, 0.03])) == [0.03, 0.06, 0.06]
     """
     p = np.asarray(p_values, dtype=float)
     m = len(p)

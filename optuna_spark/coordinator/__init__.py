@@ -7,10 +7,12 @@ It lives on the Spark driver (or wherever ``optimize`` runs); workers never impo
 from optuna_spark.coordinator._attrs import ATTR_DRIVER_PREFIX
 from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
 from optuna_spark.coordinator._attrs import ATTR_INTERRUPTED
+from optuna_spark.coordinator._attrs import ATTR_LOG
 from optuna_spark.coordinator._attrs import ATTR_RETRY_OF
 from optuna_spark.coordinator._attrs import ATTR_RETRY_SKIPPED
 from optuna_spark.coordinator._attrs import ATTR_TRACEBACK
 from optuna_spark.coordinator._attrs import ATTR_WORKER
+from optuna_spark.coordinator._output import get_trial_log
 from optuna_spark.coordinator._run import StudyRun
 from optuna_spark.coordinator._server import StorageServer
 from optuna_spark.coordinator._server import StudyServer
@@ -21,6 +23,7 @@ __all__ = [
     "ATTR_DRIVER_PREFIX",
     "ATTR_FAIL_REASON",
     "ATTR_INTERRUPTED",
+    "ATTR_LOG",
     "ATTR_RETRY_OF",
     "ATTR_RETRY_SKIPPED",
     "ATTR_TRACEBACK",
@@ -30,4 +33,5 @@ __all__ = [
     "StorageServer",
     "StudyRun",
     "StudyServer",
+    "get_trial_log",
 ]

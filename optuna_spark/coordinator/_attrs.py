@@ -15,3 +15,6 @@ ATTR_RETRY_OF = "optuna_spark:retry_of"
 ATTR_RETRY_SKIPPED = "optuna_spark:retry_skipped"
 #: Study system attribute prefix: each run stamps ``{"alive": unix time, ...}`` there.
 ATTR_DRIVER_PREFIX = "optuna_spark:driver:"
+
+#: The last part of what a trial's objective printed and logged (see ``get_trial_log``).
+ATTR_LOG = "optuna_spark:log"

@@ -24,6 +24,7 @@ class Lease:
     started: float
     last_seen: float
     busy: int = 0  # calls of its worker in progress (waiting for the sampler, say)
+    output: list[str] = dataclasses.field(default_factory=list)  # what the objective printed
 
     @property
     def number(self) -> int:
@@ -87,6 +88,10 @@ class LeaseTable:
             raise UpdateFinishedTrialError(f"{name} is no longer running on the driver: {why}.")
         lease.last_seen = self._clock()
         return lease
+
+    def find(self, trial_id: int) -> Lease | None:
+        """The lease of a running trial, or ``None`` (nothing is marked)."""
+        return self._leases.get(trial_id)
 
     def release(self, trial_id: int, ended_by_driver: str | None = None) -> Lease:
         """Remove a lease; ``ended_by_driver`` says why, for a worker that calls later."""

@@ -23,6 +23,7 @@ from optuna_spark.coordinator._attrs import ATTR_WORKER
 from optuna_spark.coordinator._leases import worker_record
 from optuna_spark.coordinator._outcome import Tell
 from optuna_spark.coordinator._outcome import outcome_of
+from optuna_spark.coordinator._output import upload_log
 from optuna_spark.coordinator._recovery import fail_trial_left_by_ask
 from optuna_spark.coordinator._run_core import RunCore
 from optuna_spark.coordinator._state import StopReason
@@ -51,6 +52,9 @@ class StudyRun(RunCore):
             ``True``) when the run stops for a timeout, ``study.stop()``, an error or an
             interruption. Without it they run to completion, as in ``Study.optimize``.
         retry_lost_trials: Re-run the parameters of a trial whose worker was lost, once.
+        log_artifact_store: An Optuna artifact store: each trial's whole output (what its
+            objective printed and logged, up to 1 MiB) becomes its artifact
+            ``trial-<number>.log``. The last 64 KiB are kept on the trial either way.
         sampling: Where parameters are sampled. ``"driver"``: by ``study.sampler``, here,
             one suggestion at a time. ``"workers"``: each worker samples with its own copy of
             it (see :meth:`worker_spec`); the driver still creates and numbers the trials,
@@ -93,6 +97,7 @@ class StudyRun(RunCore):
         *,
         heartbeat_interval: float = 5.0,
         exit_if_stuck_after: float | None = None,
+        gc_after_trial: bool = False,
     ) -> WorkerSpec:
         """What workers of this run are started with (see :func:`run_worker`).
 
@@ -107,6 +112,7 @@ class StudyRun(RunCore):
             exit_if_stuck_after=exit_if_stuck_after,
             sampler=self.study.sampler if local else None,
             pruner=self.study.pruner if local else None,
+            gc_after_trial=gc_after_trial,
         )
 
     # -----------------------------------------------------------------------------------------
@@ -214,6 +220,20 @@ class StudyRun(RunCore):
         with self._lock:
             self._leases.touch(trial_id).trial.report(value, step)
 
+    def trial_output(self, conn_id: int, trial_id: int, text: str) -> None:
+        """What a trial's objective printed or logged; ignored once the trial has ended."""
+        with self._lock:
+            lease = self._leases.find(trial_id)
+            if lease is None:
+                return
+            lease.output.append(text)
+            number = lease.number
+        for listener in self.output_listeners:
+            try:
+                listener(number, text)
+            except Exception:
+                _logger.exception("An output listener failed.")
+
     def should_prune(self, conn_id: int, trial_id: int) -> bool:
         # Under the bookkeeping lock (the pruner is quick next to a sampler, and pruning
         # questions in parallel only contend for the storage), never behind the sampler.
@@ -231,6 +251,7 @@ class StudyRun(RunCore):
 
     def tell(self, conn_id: int, request: Tell) -> None:
         """Finish a trial with what its objective did."""
+        self._upload_log(request.trial_id)
         with self._lock, optuna_adapter.in_optimize_loop(self.study):
             trial_id = request.trial_id
             self._leases.touch(trial_id)  # raises when it is not running
@@ -254,6 +275,17 @@ class StudyRun(RunCore):
             else:
                 self._after_trial(frozen)
             self._check_done()
+
+    def _upload_log(self, trial_id: int) -> None:
+        """The trial's whole output as an artifact (outside the lock: stores may be slow)."""
+        if self.log_artifact_store is None:
+            return
+        with self._lock:
+            lease = self._leases.find(trial_id)
+            text = "" if lease is None else "".join(lease.output)
+            number = -1 if lease is None else lease.number
+        if text:
+            upload_log(self.log_artifact_store, self._storage, trial_id, number, text)
 
     def stop_study(self, conn_id: int) -> None:
         """``study.stop()`` called by an objective on a worker."""

@@ -30,6 +30,7 @@ from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
 from optuna_spark.coordinator._callback_study import CallbackStudy
 from optuna_spark.coordinator._leases import Lease
 from optuna_spark.coordinator._leases import LeaseTable
+from optuna_spark.coordinator._output import store_tail
 from optuna_spark.coordinator._placement import Sampling
 from optuna_spark.coordinator._placement import check_sampling
 from optuna_spark.coordinator._recovery import fail_orphans
@@ -61,6 +62,7 @@ class RunCore:
         stop_running_trials: bool = True,
         retry_lost_trials: bool = False,
         sampling: Sampling = "driver",
+        log_artifact_store: Any = None,
     ) -> None:
         check_sampling(sampling, study.sampler)
         check_positive("n_trials", n_trials, allow_zero=True)
@@ -76,6 +78,9 @@ class RunCore:
         self.sampling = sampling
         #: Called with each finished trial (the progress bar).
         self.listeners: list[Callable[[FrozenTrial], None]] = []
+        #: Called with (trial number, text) for what objectives print and log, as it comes.
+        self.output_listeners: list[Callable[[int, str], None]] = []
+        self.log_artifact_store = log_artifact_store
         #: Signalled on every change of state, first error and dismissed worker (not on each
         #: finished trial: waking the driver's main thread a thousand times a second would
         #: cost the service its CPU).
@@ -245,6 +250,7 @@ class RunCore:
         self, lease: Lease, values: Any, state: TrialState | None, failure: str | None
     ) -> FrozenTrial:
         """Tell Optuna how a trial ended; a failure to do so stops the run and is raised."""
+        store_tail(self._storage, optuna_adapter.trial_id_of(lease.trial), lease)
         try:
             frozen = optuna_adapter.tell(self.study, lease.trial, values, state, failure)
         except Exception as e:

@@ -32,6 +32,7 @@ class RunService:
         routes: dict[type[m.Request], Any] = {
             m.Ask: lambda run, r, c: run.ask(c, r.worker),
             m.Report: lambda run, r, c: run.report(c, r.trial_id, r.value, r.step),
+            m.TrialOutput: lambda run, r, c: run.trial_output(c, r.trial_id, r.text),
             m.ShouldPrune: lambda run, r, c: run.should_prune(c, r.trial_id),
             m.Heartbeat: lambda run, r, c: run.heartbeat(c, r.trial_ids),
             m.TellValues: lambda run, r, c: run.tell(c, r),
@@ -71,6 +72,10 @@ class RunService:
 
     def _route(self, call: Any) -> Any:
         def handler(request: m.RunRequest, conn_id: int) -> Any:
+            if isinstance(request, m.TrialOutput):  # never an error: nobody waits for it
+                with self._lock:
+                    run = self._runs.get(request.run_id)
+                return None if run is None else call(run, request, conn_id)
             return call(self._get(request.run_id), request, conn_id)
 
         return handler

@@ -8,6 +8,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -27,6 +28,7 @@ from optuna_spark.spark._cluster_task import make_cluster_task
 from optuna_spark.spark._cluster_task import read_record
 from optuna_spark.spark._cluster_task import record_error
 from optuna_spark.spark._job import SparkJob
+from optuna_spark.spark._settings import RunSettings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -171,3 +173,47 @@ def follow(view: ClusterRunView, job: SparkJob, wind_down: float) -> None:
     error = record_error(record)
     if error is not None:
         raise error
+
+
+def optimize_in_cluster(
+    spark: SparkSession,
+    settings: RunSettings,
+    n_workers: int | None,
+    profile: Any,
+    study: optuna.Study,
+    func: Any,
+    n_trials: int | None,
+    timeout: float | None,
+    catch: tuple[type[Exception], ...],
+    callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] | None,
+    gc_after_trial: bool,
+    show_progress_bar: bool,
+) -> None:
+    """``SparkExecutor.optimize`` with the run in task 0 of the job (``coordinator="cluster"``)."""
+    from optuna_spark.spark import _session
+    from optuna_spark.spark._progress import ProgressBar
+
+    check_cluster_storage(study)
+    # The coordinator's task takes one slot.
+    workers = n_workers or max(1, _session.default_parallelism(spark) - 1)
+    if n_trials is not None:
+        workers = max(1, min(workers, n_trials))
+    spec_args = {
+        "run_kwargs": settings.run_kwargs(n_trials, timeout, callbacks),
+        "heartbeat_interval": settings.heartbeat_interval,
+        "stuck_grace": settings.stuck_grace,
+        "exit_if_stuck_after": settings.exit_if_stuck_after,
+        "gc_after_trial": gc_after_trial,
+    }
+    job, spec = cluster_job(spark, study, spec_args, workers, func, catch, profile)
+    view = ClusterRunView(study, spec.call_id, n_trials, timeout)
+    progress = ProgressBar(view, show_progress_bar, workers)
+    try:
+        job.start()
+        follow(view, job, settings.wind_down)
+    except KeyboardInterrupt:
+        job.cancel()
+        view.fail_running("interrupted: KeyboardInterrupt on the client")
+        raise
+    finally:
+        progress.close()

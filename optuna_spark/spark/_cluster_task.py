@@ -60,6 +60,7 @@ class ClusterSpec:
     heartbeat_interval: float
     stuck_grace: float
     exit_if_stuck_after: float | None
+    gc_after_trial: bool = False
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -228,5 +229,6 @@ def _work(spec: ClusterSpec, func: Objective, catch: tuple[type[Exception], ...]
         exit_if_stuck_after=spec.exit_if_stuck_after,
         sampler=spec.sampler if spec.run_kwargs.get("sampling") == "workers" else None,
         pruner=spec.pruner if spec.run_kwargs.get("sampling") == "workers" else None,
+        gc_after_trial=spec.gc_after_trial,
     )
     return run_worker(worker, func, catch=catch, info=task_info())

@@ -29,16 +29,16 @@ from optuna_spark.spark._checks import SAMPLER_HINT
 from optuna_spark.spark._checks import check_optimize_args
 from optuna_spark.spark._checks import check_picklable
 from optuna_spark.spark._checks import warn_if_no_task_retries
-from optuna_spark.spark._cluster import ClusterRunView
 from optuna_spark.spark._cluster import check_cluster_storage
-from optuna_spark.spark._cluster import cluster_job
-from optuna_spark.spark._cluster import follow
+from optuna_spark.spark._cluster import optimize_in_cluster
+from optuna_spark.spark._echo import OutputEcho
 from optuna_spark.spark._job import SparkJob
 from optuna_spark.spark._placement import COORDINATOR_PLACES
 from optuna_spark.spark._placement import Coordinator
 from optuna_spark.spark._progress import ProgressBar
 from optuna_spark.spark._resources import check_resources
 from optuna_spark.spark._resources import task_profile
+from optuna_spark.spark._settings import RunSettings
 from optuna_spark.spark._supervise import supervise
 from optuna_spark.worker._spark_task import make_task
 
@@ -101,6 +101,12 @@ class SparkExecutor:
             (stage-level scheduling), so each trial gets those cores and GPUs whatever the
             session's defaults. GPUs are exposed as ``CUDA_VISIBLE_DEVICES`` and recorded on
             the trial. Needs a standalone, YARN or Kubernetes cluster (not local mode).
+        log_to_driver: Echo what objectives print and log on the workers here, each line
+            prefixed with its trial's number (above the progress bar). Either way the last
+            64 KiB of each trial's output is kept on the trial (:func:`get_trial_log`).
+        log_artifact_store: An Optuna artifact store (e.g. ``FileSystemArtifactStore`` on a
+            path the driver can write): each trial's whole output (up to 1 MiB) becomes its
+            artifact ``trial-<number>.log``, shown by optuna-dashboard.
         tls_certfile: Serve the driver's service over TLS with this PEM certificate.
         tls_keyfile: Key of ``tls_certfile`` when it is a separate file.
         tls_server_hostname: The name workers check the certificate against (default: the
@@ -140,6 +146,8 @@ class SparkExecutor:
         sampling: Sampling = "driver",
         coordinator: Coordinator = "auto",
         resources: Mapping[str, float] | None = None,
+        log_to_driver: bool = True,
+        log_artifact_store: Any = None,
         tls_certfile: str | None = None,
         tls_keyfile: str | None = None,
         tls_server_hostname: str | None = None,
@@ -165,15 +173,19 @@ class SparkExecutor:
         self._n_workers = n_workers
         self._service_host = service_host
         self._service_port = service_port
-        self._heartbeat_interval = heartbeat_interval
-        self._heartbeat_grace = heartbeat_grace
-        self._trial_timeout = trial_timeout
-        self._stuck_grace = stuck_grace
-        self._stop_running_trials = stop_running_trials
-        self._retry_lost_trials = retry_lost_trials
-        self._sampling = sampling
+        self._settings = RunSettings(
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_grace=heartbeat_grace,
+            trial_timeout=trial_timeout,
+            stuck_grace=stuck_grace,
+            stop_running_trials=stop_running_trials,
+            retry_lost_trials=retry_lost_trials,
+            sampling=sampling,
+            log_artifact_store=log_artifact_store,
+        )
         self._coordinator = coordinator
         self._resources = check_resources(resources)
+        self._log_to_driver = log_to_driver
         self._tls = (tls_certfile, tls_keyfile)
         self._tls_server_hostname = tls_server_hostname
 
@@ -194,6 +206,7 @@ class SparkExecutor:
         timeout: float | None = None,
         catch: tuple[type[Exception], ...] = (),
         callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
+        gc_after_trial: bool = False,
         show_progress_bar: bool = False,
     ) -> None:
         """Optimize ``study`` with ``func`` on Spark, with ``Study.optimize``'s contract.
@@ -210,6 +223,8 @@ class SparkExecutor:
             timeout: Seconds after which no new trial starts.
             catch: Exception types that fail a trial without stopping the study.
             callbacks: ``callback(study, frozen_trial)``, run on the driver after each trial.
+            gc_after_trial: Run ``gc.collect()`` on the worker after each trial (as
+                ``Study.optimize``), for objectives that leave reference cycles behind.
             show_progress_bar: Show a tqdm bar with finished, pruned and failed trials and the
                 best value.
 
@@ -220,8 +235,9 @@ class SparkExecutor:
             KeyboardInterrupt: After cancelling the Spark job and failing running trials.
         """
         check_optimize_args(study, func, n_trials, timeout, catch)
-        check_sampling(self._sampling, study.sampler)
-        if self._sampling == "workers":
+        settings = self._settings
+        check_sampling(settings.sampling, study.sampler)
+        if settings.sampling == "workers":
             check_picklable(
                 "The study's sampler and pruner", (study.sampler, study.pruner), SAMPLER_HINT
             )
@@ -233,24 +249,29 @@ class SparkExecutor:
         if _placement.resolve(self._coordinator, spark_now, study, self._service_host) == (
             "cluster"
         ):
-            self._optimize_in_cluster(
-                study, func, n_trials, timeout, catch, callbacks, show_progress_bar
+            spark = self.spark
+            optimize_in_cluster(
+                spark,
+                settings,
+                self._n_workers,
+                self._profile(spark),
+                study,
+                func,
+                n_trials,
+                timeout,
+                catch,
+                callbacks,
+                gc_after_trial,
+                show_progress_bar,
             )
             return
 
         # The run reads and writes the study first: a storage that cannot be reached fails
         # here, before Spark starts.
-        run = StudyRun(
-            study,
-            n_trials=n_trials,
-            timeout=timeout,
-            callbacks=callbacks,
-            heartbeat_grace=self._heartbeat_grace,
-            trial_timeout=self._trial_timeout,
-            stop_running_trials=self._stop_running_trials,
-            retry_lost_trials=self._retry_lost_trials,
-            sampling=self._sampling,
-        )
+        run = StudyRun(study, **settings.run_kwargs(n_trials, timeout, callbacks))
+        echo = OutputEcho() if self._log_to_driver else None
+        if echo is not None:
+            run.output_listeners.append(echo)
         spark, profile = self._session_for(run)
         n_workers = self._n_workers or _session.default_parallelism(spark)
         if n_trials is not None:
@@ -259,16 +280,18 @@ class SparkExecutor:
         progress = ProgressBar(run, show_progress_bar, n_workers)
         with server:
             server.add_run(run)
-            job = self._job(spark, study, run, server, n_workers, func, catch, profile)
+            job = self._job(
+                spark, study, run, server, n_workers, func, catch, profile, gc_after_trial
+            )
             try:
                 job.start()
                 job_ended_early = supervise(
                     run,
                     job,
                     n_workers=n_workers,
-                    stuck_grace=self._stuck_grace,
-                    stop_running_trials=self._stop_running_trials,
-                    wind_down=max(30.0, 3 * self._heartbeat_interval),
+                    stuck_grace=settings.stuck_grace,
+                    stop_running_trials=settings.stop_running_trials,
+                    wind_down=settings.wind_down,
                 )
             except KeyboardInterrupt:
                 # Fail the running trials before cancelling, so that their reason is the
@@ -278,6 +301,8 @@ class SparkExecutor:
                 job.cancel()
                 raise
             finally:
+                if echo is not None:
+                    echo.close()
                 progress.close()
                 server.remove_run(run)
         if run.error is not None:
@@ -287,54 +312,6 @@ class SparkExecutor:
                 f"The Spark job of study '{study.study_name}' failed before the study was "
                 f"over ({run.n_finished} trials finished): {job.failure_message()}"
             ) from job.error
-
-    def _optimize_in_cluster(
-        self,
-        study: optuna.Study,
-        func: ObjectiveFuncType,
-        n_trials: int | None,
-        timeout: float | None,
-        catch: tuple[type[Exception], ...],
-        callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] | None,
-        show_progress_bar: bool,
-    ) -> None:
-        """``optimize`` with the run in task 0 of the job (``coordinator="cluster"``)."""
-        check_cluster_storage(study)
-        spark = self.spark
-        # The coordinator's task takes one slot.
-        n_workers = self._n_workers or max(1, _session.default_parallelism(spark) - 1)
-        if n_trials is not None:
-            n_workers = max(1, min(n_workers, n_trials))
-        wind_down = max(30.0, 3 * self._heartbeat_interval)
-        run_kwargs = {
-            "n_trials": n_trials,
-            "timeout": timeout,
-            "callbacks": list(callbacks or ()),
-            "heartbeat_grace": self._heartbeat_grace,
-            "trial_timeout": self._trial_timeout,
-            "stop_running_trials": self._stop_running_trials,
-            "retry_lost_trials": self._retry_lost_trials,
-            "sampling": self._sampling,
-        }
-        spec_args = {
-            "run_kwargs": run_kwargs,
-            "heartbeat_interval": self._heartbeat_interval,
-            "stuck_grace": self._stuck_grace,
-            "exit_if_stuck_after": self._stuck_grace if self._trial_timeout else None,
-        }
-        profile = self._profile(spark)
-        job, spec = cluster_job(spark, study, spec_args, n_workers, func, catch, profile)
-        view = ClusterRunView(study, spec.call_id, n_trials, timeout)
-        progress = ProgressBar(view, show_progress_bar, n_workers)
-        try:
-            job.start()
-            follow(view, job, wind_down)
-        except KeyboardInterrupt:
-            job.cancel()
-            view.fail_running("interrupted: KeyboardInterrupt on the client")
-            raise
-        finally:
-            progress.close()
 
     def _profile(self, spark: SparkSession) -> Any:
         """The tasks' ``ResourceProfile`` when ``resources`` were given."""
@@ -360,8 +337,8 @@ class SparkExecutor:
             port=self._service_port,
             tls_certfile=self._tls[0],
             tls_keyfile=self._tls[1],
-            heartbeat_interval=min(1.0, self._heartbeat_interval),
-            idle_timeout=max(300.0, 4 * self._heartbeat_interval),
+            heartbeat_interval=min(1.0, self._settings.heartbeat_interval),
+            idle_timeout=max(300.0, 4 * self._settings.heartbeat_interval),
         )
 
     def _job(
@@ -374,12 +351,14 @@ class SparkExecutor:
         func: ObjectiveFuncType,
         catch: tuple[type[Exception], ...],
         profile: Any,
+        gc_after_trial: bool,
     ) -> SparkJob:
         """The Spark job whose tasks serve ``run`` (not started yet)."""
         spec = run.worker_spec(
             dataclasses.replace(server.endpoint, tls_server_hostname=self._tls_server_hostname),
-            heartbeat_interval=self._heartbeat_interval,
-            exit_if_stuck_after=self._stuck_grace if self._trial_timeout else None,
+            heartbeat_interval=self._settings.heartbeat_interval,
+            exit_if_stuck_after=self._settings.exit_if_stuck_after,
+            gc_after_trial=gc_after_trial,
         )
         return SparkJob(
             spark,

@@ -20,7 +20,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 #: Bumped whenever a message changes shape; both ends must speak the same version.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 #: What a categorical parameter may be on the wire (Optuna's ``CategoricalChoiceType``).
 Choice = None | bool | int | float | str
@@ -336,6 +336,15 @@ class Report(TrialRequest, frozen=True, tag="run.report"):
 
     value: float
     step: int
+
+
+class TrialOutput(TrialRequest, frozen=True, tag="run.output"):
+    """What the objective printed or logged since the last one; sent without waiting.
+
+    The driver ignores it for a trial it no longer runs (it never answers with an error).
+    """
+
+    text: str
 
 
 class ShouldPrune(TrialRequest, frozen=True, tag="run.should_prune"):

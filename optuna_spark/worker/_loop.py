@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import socket
@@ -20,6 +21,7 @@ from optuna_spark.wire._client import Connection
 from optuna_spark.wire._client import Endpoint
 from optuna_spark.wire._errors import encode_error
 from optuna_spark.worker._heartbeat import Heartbeat
+from optuna_spark.worker._output import TrialOutput
 from optuna_spark.worker._sampling import LocalSampling
 from optuna_spark.worker._trial import RemoteTrial
 from optuna_spark.worker._values import judge_returned
@@ -48,6 +50,10 @@ class WorkerSpec:
             asking the driver (``sampling="workers"``).
         pruner: The study's pruner, for what ``sampler`` sees of the study (pruning itself is
             always decided by the driver).
+        gc_after_trial: Run ``gc.collect()`` after each trial, as ``Study.optimize`` does
+            with ``gc_after_trial=True``.
+        capture_output: Send what each objective prints and logs to the driver (it still
+            goes to this process's own streams too).
     """
 
     endpoint: Endpoint
@@ -56,6 +62,8 @@ class WorkerSpec:
     exit_if_stuck_after: float | None = None
     sampler: optuna.samplers.BaseSampler | None = None
     pruner: optuna.pruners.BasePruner | None = None
+    gc_after_trial: bool = False
+    capture_output: bool = True
 
 
 @dataclasses.dataclass
@@ -97,6 +105,7 @@ def run_worker(
     # One storage for every trial's ``trial.study``; it connects on first use only.
     storage = RemoteStorage.from_endpoint(spec.endpoint)
     beat = Heartbeat(conn, spec.run_id, spec.heartbeat_interval, spec.exit_if_stuck_after)
+    output = TrialOutput(conn, spec.run_id) if spec.capture_output else None
     local = None
     if spec.sampler is not None:
         local = LocalSampling(conn, spec.run_id, storage, spec.sampler, spec.pruner)
@@ -115,8 +124,11 @@ def run_worker(
                 storage,
                 local,
             )
-            with beat.watch(reply.trial_id):
+            captured = output.capture(reply.trial_id) if output else contextlib.nullcontext()
+            with beat.watch(reply.trial_id), captured:
                 outcome = _run_objective(func, trial, catch)
+                if spec.gc_after_trial:
+                    gc.collect()
             ended_by_driver = False
             try:
                 conn.call(outcome.tell)
@@ -137,6 +149,8 @@ def run_worker(
                 return n
     finally:
         beat.stop()
+        if output is not None:
+            output.stop()
         conn.close()
         storage.close()
 

@@ -1,4 +1,4 @@
-"""``RemoteTrial``: the worker's ``optuna.trial.BaseTrial``, executed by the driver."""
+"""``RemoteTrial``: the worker's ``optuna.Trial``, executed by the driver."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalChoiceType
 from optuna.distributions import json_to_distribution
-from optuna.trial import BaseTrial
 
 from optuna_spark.storages._remote import RemoteStorage
 from optuna_spark.wire import messages as m
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from optuna_spark.worker._sampling import LocalSampling
 
 
-class RemoteTrial(BaseTrial):
+class RemoteTrial(optuna.Trial):
     """A trial whose every decision is made by the driver's real ``optuna.Trial``.
 
     Objectives receive it instead of ``optuna.Trial`` when they run on a worker; it behaves the
@@ -39,6 +38,10 @@ class RemoteTrial(BaseTrial):
     With ``sampling="workers"`` it wraps an ``optuna.Trial`` of this worker's own copy of the
     study (and sampler), made at the first suggestion: ``suggest_*``, ``params`` and
     ``distributions`` are then answered here, and everything else still by the driver.
+
+    It is an ``optuna.Trial`` (every method of which it implements), so that what Optuna
+    accepts only from one works with it too: ``optuna.artifacts.upload_artifact(...,
+    study_or_trial=trial)`` records the artifact on the trial through :attr:`storage`.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class RemoteTrial(BaseTrial):
         storage: RemoteStorage | None = None,
         sampling: LocalSampling | None = None,
     ) -> None:
+        # optuna.Trial.__init__ is not run: it would read the trial and run the sampler here.
         self._conn = conn
         self._run_id = run_id
         self._trial_id = trial_id
@@ -219,14 +223,26 @@ class RemoteTrial(BaseTrial):
         return self._number
 
     @property
-    def study(self) -> optuna.Study:
+    def storage(self) -> RemoteStorage:  # type: ignore[override]
+        """The study's storage, through the driver (``optuna.Trial.storage``)."""
+        if self._storage is None:
+            self._storage = RemoteStorage.from_endpoint(self._conn.endpoint)
+        return self._storage
+
+    @property
+    def relative_params(self) -> dict[str, Any]:
+        """The sampler's relative parameters; known here only with ``sampling="workers"``
+        (with ``"driver"`` they stay on the driver, where the sampler runs)."""
+        local = self._own()
+        return {} if local is None else local.relative_params
+
+    @property
+    def study(self) -> optuna.Study:  # type: ignore[override]
         """The study, read and written through :class:`~optuna_spark.RemoteStorage`."""
         if self._sampling is not None:
             return self._sampling.study(self._study_name)
         if self._study is None:
-            if self._storage is None:
-                self._storage = RemoteStorage.from_endpoint(self._conn.endpoint)
-            self._study = WorkerStudy(self._conn, self._run_id, self._study_name, self._storage)
+            self._study = WorkerStudy(self._conn, self._run_id, self._study_name, self.storage)
         return self._study
 
 

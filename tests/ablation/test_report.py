@@ -222,3 +222,23 @@ def test_plot() -> None:
     assert all(e >= 0 for e in significant.error_x.array)
     assert "*" in significant.text[0]
     fig.to_html()  # renders
+
+
+@pytest.mark.parametrize("missing", ["pandas", "scipy", "plotly"])
+def test_reports_and_plots_name_the_extra_they_need(
+    missing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from optuna_spark.ablation import plot_ablation
+
+    # The sampler needs none of them: a study runs without the extra.
+    sampler = LOCOSampler(components=["trick"], n_repeats=2, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(o.loss)
+    for name in [m for m in sys.modules if m == missing or m.startswith(missing + ".")]:
+        monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
+    monkeypatch.setitem(sys.modules, missing, None)
+    call = plot_ablation if missing == "plotly" else ablation_report
+    with pytest.raises(ImportError, match=rf"{missing}; .*pip install 'optuna-spark\[ablation\]'"):
+        call(study)

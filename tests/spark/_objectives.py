@@ -41,3 +41,54 @@ def wait_for_retried_attempt(trial: optuna.trial.BaseTrial, timeout: float = 60.
             if t.system_attrs.get("optuna_spark:worker", {}).get("attempt", 0) >= 1:
                 return
         time.sleep(0.1)
+
+
+def upload_a_file(trial: optuna.trial.BaseTrial, store_dir: str) -> float:
+    """Writes a file named after the trial and uploads it as an artifact of the trial."""
+    import tempfile
+
+    from optuna.artifacts import FileSystemArtifactStore
+    from optuna.artifacts import upload_artifact
+
+    x = trial.suggest_float("x", 0, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"trial-{trial.number}.txt")
+        with open(path, "w") as f:
+            f.write(f"x={x}")
+        upload_artifact(
+            artifact_store=FileSystemArtifactStore(store_dir),
+            file_path=path,
+            study_or_trial=trial,
+        )
+    return x
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def leave_a_cycle(trial: optuna.trial.BaseTrial, marker_dir: str) -> float:
+    """Leaves a reference cycle behind (with the automatic collector off in this worker) and
+    records whether the previous trial's cycle in this process has been collected since."""
+    import gc
+    import weakref
+
+    gc.disable()
+    marker = os.path.join(marker_dir, str(os.getpid()))
+    previous = None
+    if os.path.exists(marker):
+        with open(marker) as f:
+            previous = f.read() == "collected"
+    trial.set_user_attr("previous_collected", previous)
+    cycle = _Cycle()
+    with open(marker, "w") as f:
+        f.write("alive")
+
+    def collected(path: str = marker) -> None:
+        with open(path, "w") as f:
+            f.write("collected")
+
+    weakref.finalize(cycle, collected)
+    del cycle
+    return 0.0
