@@ -8,11 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 logs=benchmarks/results/logs
 mkdir -p "$logs"
+export PYTHONFAULTHANDLER=1  # a crash prints where it happened
+failed=()
 run() {
   local name=$1
   shift
   echo "== $name: $*"
-  "$@" 2>&1 | tee "$logs/$name.txt" | tail -25
+  "$@" 2>&1 | tee "$logs/$name.txt" | tail -25 || failed+=("$name")
 }
 py=${PY:-.venv/bin/python}
 run dispatch "${PEERS_PY:-benchmarks/.venv-peers/bin/python}" benchmarks/dispatch.py
@@ -30,3 +32,7 @@ run load-random-1000 "$py" benchmarks/load.py --workers 1000 --processes 8 --tri
   --label random-1000
 run connections "$py" benchmarks/connections.py
 run connect "$py" benchmarks/connect.py
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]} (see $logs)" >&2
+  exit 1
+fi

@@ -4,7 +4,8 @@ While an objective runs, ``sys.stdout`` and ``sys.stderr`` are tees: everything 
 where it went (the executor's logs), and a copy is buffered for the driver. Records of the
 ``logging`` module reach the copy through those streams (Python's last-resort handler writes
 to ``sys.stderr``) or, when the root logger has handlers of its own, through a handler added
-to it for the trial. A sender thread ships the buffer every quarter second; the objective
+to it meanwhile. The tees are installed once per process, however many worker threads it
+runs (:class:`_Streams`). A sender thread ships the buffer every quarter second; the objective
 never waits for the network. Each trial ships at most :data:`MAX_BYTES` (then one line says
 what was left out).
 """
@@ -32,35 +33,89 @@ SEND_EVERY = 0.25
 
 
 class _Tee(io.TextIOBase):
-    """Writes to ``stream`` and copies into ``sink``; everything else is ``stream``'s."""
+    """Writes to ``stream`` and copies to the trial being captured; everything else (fileno,
+    encoding, isatty ...) is ``stream``'s."""
 
-    def __init__(self, stream: TextIO, sink: TrialOutput) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._sink = sink
 
     def write(self, s: str) -> int:
         n = self._stream.write(s)
-        self._sink.add(s)
+        _streams.copy(s)
         return n if isinstance(n, int) else len(s)
 
     def flush(self) -> None:
         self._stream.flush()
 
-    def __getattr__(self, name: str) -> Any:  # fileno, encoding, isatty, buffer ...
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
 
 class _RecordCopier(logging.Handler):
-    def __init__(self, sink: TrialOutput) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._sink = sink
         self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._sink.add(self.format(record) + "\n")
+            _streams.copy(self.format(record) + "\n")
         except Exception:
             self.handleError(record)
+
+
+class _Streams:
+    """The process's streams, teed once while any trial of this process is captured.
+
+    A Spark task is a process of its own: everything written while its trial runs is that
+    trial's, whichever thread writes it. When several workers share a process (threads),
+    each write goes to the trial of the thread that writes it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[int, TrialOutput] = {}
+        self._saved: tuple[TextIO, TextIO] | None = None
+        self._copier: _RecordCopier | None = None
+
+    def enter(self, output: TrialOutput) -> None:
+        with self._lock:
+            if not self._active:
+                self._saved = (sys.stdout, sys.stderr)
+                sys.stdout, sys.stderr = _Tee(sys.stdout), _Tee(sys.stderr)
+                root = logging.getLogger()
+                # Records reach the tees through Python's last-resort handler, unless the
+                # root logger has handlers of its own (which hold the original streams).
+                if root.handlers:
+                    self._copier = _RecordCopier()
+                    root.addHandler(self._copier)
+            self._active[threading.get_ident()] = output
+
+    def leave(self) -> None:
+        with self._lock:
+            self._active.pop(threading.get_ident(), None)
+            if self._active or self._saved is None:
+                return
+            out, err = self._saved
+            if isinstance(sys.stdout, _Tee):  # unless the objective replaced it itself
+                sys.stdout = out
+            if isinstance(sys.stderr, _Tee):
+                sys.stderr = err
+            self._saved = None
+            if self._copier is not None:
+                logging.getLogger().removeHandler(self._copier)
+                self._copier = None
+
+    def copy(self, text: str) -> None:
+        active = self._active
+        if len(active) == 1:
+            output = next(iter(active.values()), None)
+        else:
+            output = active.get(threading.get_ident())
+        if output is not None:
+            output.add(text)
+
+
+_streams = _Streams()
 
 
 class TrialOutput:
@@ -98,18 +153,11 @@ class TrialOutput:
         """Capture the block's output as trial ``trial_id``'s; shipped in full when it ends."""
         with self._lock:
             self._trial_id, self._buffer, self._shipped, self._dropped = trial_id, [], 0, 0
-        out, err = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = _Tee(out, self), _Tee(err, self)
-        root = logging.getLogger()
-        copier = _RecordCopier(self) if root.handlers else None
-        if copier is not None:
-            root.addHandler(copier)
+        _streams.enter(self)
         try:
             yield
         finally:
-            if copier is not None:
-                root.removeHandler(copier)
-            sys.stdout, sys.stderr = out, err
+            _streams.leave()
             with self._lock:
                 if self._dropped:
                     self._buffer.append(

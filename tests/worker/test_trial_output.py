@@ -31,17 +31,16 @@ def test_prints_warnings_and_log_records_are_kept_per_trial(
     run = open_run(n_trials=4)
     heard: list[tuple[int, str]] = []
     run.output_listeners.append(lambda number, text: heard.append((number, text)))
-    # One thread at a time may own sys.stdout; processes have their own. (In this process
-    # pytest itself intercepts warnings: only worker processes show them as users see them.)
-    workers.start(
-        run.worker_spec(server.endpoint), w.objective_chatty, 1 if mode == "thread" else 2, mode
-    )
+    # Threads share the process's streams: each write goes to its own thread's trial. (In
+    # this process pytest intercepts warnings: only worker processes show them to users.)
+    workers.start(run.worker_spec(server.endpoint), w.objective_chatty, 3, mode)
     assert run.wait(30)
     workers.join()
 
     for trial in run.study.trials:
         log = get_trial_log(run.study, trial.number)
         assert f"hello from trial {trial.number}\n" in log
+        assert log.count("hello from trial") == 1  # nothing of the other workers' trials
         if mode == "process":
             assert f"UserWarning: careful in trial {trial.number}" in log
         assert "loss is 1.5" in log
@@ -110,8 +109,8 @@ def test_the_streams_are_restored_after_each_trial(
     server: StorageServer, open_run: OpenRun, workers: Workers
 ) -> None:
     out, err = sys.stdout, sys.stderr
-    run = open_run(n_trials=2)
-    workers.start(run.worker_spec(server.endpoint), w.objective_chatty, 1)
+    run = open_run(n_trials=12)
+    workers.start(run.worker_spec(server.endpoint), w.objective_chatty, 4)
     assert run.wait(30)
     workers.join()
     assert sys.stdout is out and sys.stderr is err
