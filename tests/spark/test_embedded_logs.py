@@ -45,3 +45,39 @@ def test_a_worker_crash_is_one_line_on_the_driver(tmp_path: Path) -> None:
     assert len(lost) == 1 and lost[0].startswith("Trial 1 failed: worker lost:"), lines
     java = [line for line in lines if line.lstrip().startswith("at ") or "Exception" in line]
     assert java == [], "\n".join(lines)
+
+
+_FIRST_RUN = """
+import optuna
+from optuna_spark import SparkExecutor
+
+def objective(trial):
+    return (trial.suggest_float("x", -10, 10) - 2) ** 2
+
+study = optuna.create_study()
+SparkExecutor(n_workers=2).optimize(study, objective, n_trials=4)
+"""
+
+
+def test_a_first_run_prints_only_what_optuna_prints(tmp_path: Path) -> None:
+    """A newcomer's first embedded run, with Optuna's default INFO logging: its stderr is
+    Optuna's own lines, and the one line the JVM prints itself for Spark's module options."""
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    env.pop("SPARK_LOCAL_IP", None)
+    out = subprocess.run(
+        [sys.executable, "-c", _FIRST_RUN],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    optuna_lines = [line for line in lines if line.startswith("[I ")]
+    assert len(optuna_lines) == 5  # "A new study created", then one line per trial
+    assert sum("finished with value" in line for line in optuna_lines) == 4
+    others = [line for line in lines if line not in optuna_lines]
+    # The JVM itself announces the incubator module Spark's launcher always adds; nothing
+    # from Spark, log4j or Hadoop (a loopback warning, the log level, native libraries).
+    assert others == ["WARNING: Using incubator modules: jdk.incubator.vector"], lines
