@@ -162,8 +162,11 @@ def main() -> None:
         "arm minus the base, with its 95% CI; p_holm: Holm-corrected p-value"
     )
     columns = ["arm", "n", "mean", "diff", "diff_ci_low", "diff_ci_high", "p_holm", "significant"]
+    shown = report[columns].astype(object)
+    # The base is what the others are compared with: no difference of its own to show.
+    shown.loc[shown["arm"] == "base", columns[3:]] = "-"
     with pd.option_context("display.width", 120, "display.precision", 3):
-        print(report[columns].to_string(index=False))
+        print(shown.to_string(index=False))
     plot_ablation(study, target_name="Validation MAE (k$)").write_html(args.out)
     print(f"Plot saved to {args.out}")
 

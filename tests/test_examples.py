@@ -42,9 +42,22 @@ def test_quickstart(tmp_path: Path) -> None:
 
 @pytest.mark.tensorflow
 def test_keras_pruning(tmp_path: Path) -> None:
-    stdout, _ = _run("keras_pruning.py", tmp_path, "--n-trials", "6")
-    assert "trials: 6" in stdout
+    stdout, _ = _run("keras_pruning.py", tmp_path, "--n-trials", "10")
+    assert "trials: 10" in stdout
     assert "best validation accuracy:" in stdout
+    # What the pruner compares is what the study maximizes: every trial reports, each
+    # epoch, the validation accuracy that a complete trial returns at its last epoch.
+    import optuna
+
+    storage = f"sqlite:///{tmp_path}/keras_pruning.db"
+    study = optuna.load_study(study_name="keras-digits", storage=storage)
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete
+    for t in complete:
+        assert t.intermediate_values[max(t.intermediate_values)] == pytest.approx(t.value)
+    for t in study.trials:
+        assert all(0.0 <= v <= 1.0 for v in t.intermediate_values.values())  # accuracies
 
 
 @pytest.mark.tensorflow
@@ -52,4 +65,6 @@ def test_ablation_housing(tmp_path: Path) -> None:
     stdout, _ = _run("ablation_housing.py", tmp_path, "--repeats", "2", "--epochs", "3")
     assert "arms x 2 repeats" in stdout
     assert "feature:area" in stdout and "validation MAE in thousands of dollars" in stdout
+    base = next(line for line in stdout.splitlines() if line.split()[:1] == ["base"])
+    assert "NaN" not in base and "nan" not in base
     assert (tmp_path / "ablation_housing.html").stat().st_size > 0

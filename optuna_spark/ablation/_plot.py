@@ -117,7 +117,9 @@ def _bars(name: str, color: str, rows: list[Any], confidence: float) -> go.Bar:
             "arrayminus": [_nan0(r.mean - r.ci_low) for r in rows],
         },
         text=[_label(r) for r in rows],
-        textposition="outside",
+        # Inside the bar, at its start: the error bar extends from the bar's end.
+        textposition="inside",
+        insidetextanchor="start",
         hovertext=[_hover(r, confidence) for r in rows],
         hovertemplate="%{hovertext}<extra></extra>",
     )

@@ -221,6 +221,8 @@ def test_plot() -> None:
     assert list(significant.y) == ["feature:floors", "feature:area"]
     assert all(e >= 0 for e in significant.error_x.array)
     assert "*" in significant.text[0]
+    # Value labels sit at the start of each bar, away from the error bar at its end.
+    assert all(t.textposition == "inside" and t.insidetextanchor == "start" for t in fig.data)
     fig.to_html()  # renders
 
 
