@@ -23,16 +23,16 @@ from optuna_spark.exceptions import SparkSetupError
 
 if TYPE_CHECKING:
     from optuna_spark.ablation import LOCOSampler
-    from optuna_spark.coordinator import StorageServer
-    from optuna_spark.coordinator import StudyRun
-    from optuna_spark.coordinator import StudyServer
+    from optuna_spark.coordinator import StorageServer as StorageServer
+    from optuna_spark.coordinator import StudyRun as StudyRun
+    from optuna_spark.coordinator import StudyServer as StudyServer
     from optuna_spark.coordinator import get_trial_log
     from optuna_spark.spark import SparkExecutor
     from optuna_spark.storages import RemoteStorage
-    from optuna_spark.wire import Endpoint
-    from optuna_spark.worker import RemoteTrial
-    from optuna_spark.worker import WorkerSpec
-    from optuna_spark.worker import run_worker
+    from optuna_spark.wire import Endpoint as Endpoint
+    from optuna_spark.worker import RemoteTrial as RemoteTrial
+    from optuna_spark.worker import WorkerSpec as WorkerSpec
+    from optuna_spark.worker import run_worker as run_worker
 
 _LAZY = {
     "Endpoint": "optuna_spark.wire",
@@ -48,24 +48,20 @@ _LAZY = {
     "run_worker": "optuna_spark.worker",
 }
 
+#: What users need: the executor, the ablation sampler, the storage proxy, the trial log, and
+#: every exception the package raises. The pieces for running workers outside Spark live in
+#: :mod:`optuna_spark.remote` (their names here still import, for existing code).
 __all__ = [
     "AuthenticationError",
-    "Endpoint",
     "LOCOSampler",
     "MessageTooLargeError",
     "OptunaSparkError",
     "ProtocolError",
     "RemoteError",
     "RemoteStorage",
-    "RemoteTrial",
     "SparkExecutor",
     "SparkSetupError",
-    "StorageServer",
-    "StudyRun",
-    "StudyServer",
-    "WorkerSpec",
     "get_trial_log",
-    "run_worker",
 ]
 
 

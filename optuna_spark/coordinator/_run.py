@@ -70,7 +70,7 @@ class StudyRun(RunCore):
             import threading
 
             import optuna
-            from optuna_spark import StudyRun, StudyServer, run_worker
+            from optuna_spark.remote import StudyRun, StudyServer, run_worker
 
             storage = optuna.storages.InMemoryStorage()
             study = optuna.create_study(storage=storage)

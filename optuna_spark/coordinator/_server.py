@@ -82,7 +82,7 @@ class StudyServer:
         .. code-block:: python
 
             import optuna
-            from optuna_spark import RemoteStorage, StudyServer
+            from optuna_spark.remote import RemoteStorage, StudyServer
 
             with StudyServer(optuna.storages.InMemoryStorage()) as server:
                 storage = RemoteStorage(server.host, server.port, server.token)

@@ -48,7 +48,7 @@ class RemoteStorage(BaseStorage):
         .. code-block:: python
 
             import optuna
-            from optuna_spark import RemoteStorage, StudyServer
+            from optuna_spark.remote import RemoteStorage, StudyServer
 
             with StudyServer("sqlite:///study.db") as server:
                 storage = RemoteStorage(server.host, server.port, server.token)
