@@ -28,10 +28,12 @@ print("STATES", " ".join(t.state.name for t in study.trials))
 """
 
 
-def test_a_worker_crash_is_one_line_on_the_driver(tmp_path: Path) -> None:
+def _run(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``script`` as a fresh driver program with an embedded session, as a user runs one."""
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    env.pop("SPARK_LOCAL_IP", None)
     out = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(tmp_path / "died")],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         timeout=200,
@@ -39,6 +41,11 @@ def test_a_worker_crash_is_one_line_on_the_driver(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_a_worker_crash_is_one_line_on_the_driver(tmp_path: Path) -> None:
+    out = _run(_SCRIPT, tmp_path, str(tmp_path / "died"))
     assert out.stdout.strip() == "STATES COMPLETE FAIL COMPLETE COMPLETE"
     lines = out.stderr.splitlines()
     lost = [line for line in lines if "worker lost" in line]
@@ -62,17 +69,7 @@ SparkExecutor(n_workers=2).optimize(study, objective, n_trials=4)
 def test_a_first_run_prints_only_what_optuna_prints(tmp_path: Path) -> None:
     """A newcomer's first embedded run, with Optuna's default INFO logging: its stderr is
     Optuna's own lines, and the one line the JVM prints itself for Spark's module options."""
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    env.pop("SPARK_LOCAL_IP", None)
-    out = subprocess.run(
-        [sys.executable, "-c", _FIRST_RUN],
-        capture_output=True,
-        text=True,
-        timeout=200,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr
+    out = _run(_FIRST_RUN, tmp_path)
     lines = out.stderr.splitlines()
     optuna_lines = [line for line in lines if line.startswith("[I ")]
     assert len(optuna_lines) == 5  # "A new study created", then one line per trial
