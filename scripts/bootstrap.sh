@@ -26,7 +26,7 @@ python3 -m venv .venv
 extras="dashboard,examples,ablation"
 for e in "$@"; do
   case "$e" in
-    test) extras="$extras,test,tensorflow,connect" ;;
+    test) extras="$extras,test,tensorflow,connect,docs" ;;
     *) extras="$extras,$e" ;;
   esac
 done
