@@ -69,3 +69,21 @@ def test_what_objectives_print_is_echoed_on_the_driver(
         assert (f"[trial {n}] epoch 1 of trial {n}" in err) is log_to_driver
         # Kept on the trial either way.
         assert get_trial_log(study, n) == f"epoch 1 of trial {n}\n"
+
+
+def test_mlflow_callback_logs_each_trial_from_the_driver(
+    executor: SparkExecutor, tmp_path: Path
+) -> None:
+    import mlflow
+    from optuna_integration.mlflow import MLflowCallback
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    callback = MLflowCallback(tracking_uri=uri, metric_name="loss")
+    study = optuna.create_study(study_name="tracked")
+    executor.optimize(study, _objectives.quadratic, n_trials=4, callbacks=[callback])
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["tracked"])
+    assert len(runs) == 4
+    by_x = dict(zip(runs["params.x"].astype(float), runs["metrics.loss"], strict=True))
+    assert by_x == pytest.approx({t.params["x"]: t.value for t in study.trials})
