@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run the core tests (no Spark, no TensorFlow) against the lowest Optuna version that
-# pyproject.toml allows, in a virtualenv of their own (.venv-lowest), so that the lower bound
-# stays honest. CI runs it after the main suite.
+# Run the core tests (no Spark, no TensorFlow, no documentation build) against the lowest
+# Optuna version that pyproject.toml allows, in a virtualenv of their own (.venv-lowest), so
+# that the lower bound stays honest. CI runs it after the main suite.
 #   bash scripts/test_lowest_optuna.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +25,4 @@ if [ "$installed" != "$lowest" ] && [ "$installed" != "$lowest.0" ]; then
   echo "Expected optuna $lowest in .venv-lowest, found $installed." >&2
   exit 1
 fi
-.venv-lowest/bin/python -m pytest -p no:cacheprovider -m "not spark and not cluster and not tensorflow"
+.venv-lowest/bin/python -m pytest -p no:cacheprovider -m "not spark and not cluster and not tensorflow and not docs"
