@@ -21,6 +21,7 @@ from optuna_spark import _optuna_adapter as optuna_adapter
 from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
 from optuna_spark.coordinator._attrs import ATTR_WORKER
 from optuna_spark.exceptions import OptunaSparkError
+from optuna_spark.spark import _session
 from optuna_spark.spark._checks import check_picklable
 from optuna_spark.spark._cluster_task import ClusterSpec
 from optuna_spark.spark._cluster_task import RunRecord
@@ -28,6 +29,7 @@ from optuna_spark.spark._cluster_task import make_cluster_task
 from optuna_spark.spark._cluster_task import read_record
 from optuna_spark.spark._cluster_task import record_error
 from optuna_spark.spark._job import SparkJob
+from optuna_spark.spark._progress import ProgressBar
 from optuna_spark.spark._settings import RunSettings
 
 if TYPE_CHECKING:
@@ -189,11 +191,10 @@ def optimize_in_cluster(
     gc_after_trial: bool,
     show_progress_bar: bool,
 ) -> None:
-    """``SparkExecutor.optimize`` with the run in task 0 of the job (``coordinator="cluster"``)."""
-    from optuna_spark.spark import _session
-    from optuna_spark.spark._progress import ProgressBar
+    """``SparkExecutor.optimize`` with the run in task 0 of the job (``coordinator="cluster"``).
 
-    check_cluster_storage(study)
+    The caller has checked the study (``check_cluster_storage``) before starting Spark.
+    """
     # The coordinator's task takes one slot.
     workers = n_workers or max(1, _session.default_parallelism(spark) - 1)
     if n_trials is not None:

@@ -140,71 +140,87 @@ class _TasksOfTheJob:
 def _coordinate(spec: ClusterSpec) -> int:
     from pyspark import TaskContext
 
-    from optuna_spark.coordinator import StudyRun
-    from optuna_spark.coordinator import StudyServer
-    from optuna_spark.spark._supervise import supervise
-
     storage = spec.storage
     study_id = storage.get_study_id_from_name(spec.study_name)
     ctx = TaskContext.get()
     if ctx is not None and ctx.attemptNumber() > 0:
         # The coordinator was lost: its run, and its workers' trials, went with it.
-        lost = RuntimeError("The coordinator's Spark task was lost; run optimize again.")
         previous = read_record(storage, study_id, spec.call_id)
-        record = RunRecord(
-            state="done",
-            run_id=None if previous is None else previous.run_id,
-            error=encode_error(lost),
-            cancel=True,
-        )
-        write_record(storage, study_id, spec.call_id, record)
+        lost = RuntimeError("The coordinator's Spark task was lost; run optimize again.")
+        _end_early(spec, study_id, lost, None if previous is None else previous.run_id)
         return 0
+    try:
+        run, server = _open_run(spec)
+    except Exception as e:
+        # The run cannot start here (a sampler that does not load, say): the client raises
+        # this error, rather than Spark retrying the task into a "coordinator lost".
+        _end_early(spec, study_id, e, None)
+        return 0
+    return _serve(spec, study_id, run, server)
+
+
+def _end_early(spec: ClusterSpec, study_id: int, error: BaseException, run_id: str | None) -> None:
+    """Publish that the run ended before it served: the client raises ``error``."""
+    record = RunRecord(state="done", run_id=run_id, error=encode_error(error), cancel=True)
+    write_record(spec.storage, study_id, spec.call_id, record)
+
+
+def _open_run(spec: ClusterSpec) -> tuple[Any, Any]:
+    """The run and its (started) server, in this task."""
+    from optuna_spark.coordinator import StudyRun
+    from optuna_spark.coordinator import StudyServer
+
     study = optuna.load_study(
-        study_name=spec.study_name, storage=storage, sampler=spec.sampler, pruner=spec.pruner
+        study_name=spec.study_name, storage=spec.storage, sampler=spec.sampler, pruner=spec.pruner
     )
     run = StudyRun(study, **spec.run_kwargs)
-    host = _bind_host()
     server = StudyServer(
-        storage,
-        host=host,
+        spec.storage,
+        host=_bind_host(),
         token=spec.token,
         heartbeat_interval=min(1.0, spec.heartbeat_interval),
         idle_timeout=max(300.0, 4 * spec.heartbeat_interval),
     )
+    try:
+        server.start()
+    except BaseException:
+        run.stop()  # its lease says it is over
+        raise
+    return run, server
+
+
+def _serve(spec: ClusterSpec, study_id: int, run: Any, server: Any) -> int:
+    """Serve ``run`` to the workers until it is over; the record says how it ended."""
+    from optuna_spark.spark._supervise import supervise
+
     tasks = _TasksOfTheJob()
     with server:
         server.add_run(run)
-        write_record(
-            storage,
-            study_id,
-            spec.call_id,
-            RunRecord(state="running", host=host, port=server.port, run_id=run.run_id),
-        )
+        running = RunRecord(state="running", host=server.host, port=server.port, run_id=run.run_id)
+        write_record(spec.storage, study_id, spec.call_id, running)
         try:
             supervise(
                 run,
                 tasks,  # type: ignore[arg-type]
                 n_workers=spec.n_workers,
                 stuck_grace=spec.stuck_grace,
-                stop_running_trials=bool(spec.run_kwargs.get("stop_running_trials", True)),
+                stop_running_trials=run.stop_running_trials,
                 wind_down=None,  # the client waits for the tasks to end, and cancels them
             )
         finally:
             server.remove_run(run)
-            error = None if run.error is None else encode_error(run.error)
-            reason = None if run.stop_reason is None else str(run.stop_reason)
             done = RunRecord(
                 state="done",
-                host=host,
+                host=server.host,
                 port=server.port,
                 run_id=run.run_id,
-                error=error,
-                stop_reason=reason,
+                error=None if run.error is None else encode_error(run.error),
+                stop_reason=None if run.stop_reason is None else str(run.stop_reason),
                 n_finished=run.n_finished,
                 cancel=tasks.cancel_requested,
             )
-            write_record(storage, study_id, spec.call_id, done)
-    return run.n_finished
+            write_record(spec.storage, study_id, spec.call_id, done)
+    return int(run.n_finished)
 
 
 def _work(spec: ClusterSpec, func: Objective, catch: tuple[type[Exception], ...]) -> int:
@@ -222,13 +238,14 @@ def _work(spec: ClusterSpec, func: Objective, catch: tuple[type[Exception], ...]
     if record.state == "done" or record.host is None or record.port is None:
         return 0
     assert record.run_id is not None
+    local = spec.run_kwargs["sampling"] == "workers"
     worker = WorkerSpec(
         Endpoint(record.host, record.port, spec.token),
         record.run_id,
         heartbeat_interval=spec.heartbeat_interval,
         exit_if_stuck_after=spec.exit_if_stuck_after,
-        sampler=spec.sampler if spec.run_kwargs.get("sampling") == "workers" else None,
-        pruner=spec.pruner if spec.run_kwargs.get("sampling") == "workers" else None,
+        sampler=spec.sampler if local else None,
+        pruner=spec.pruner if local else None,
         gc_after_trial=spec.gc_after_trial,
     )
     return run_worker(worker, func, catch=catch, info=task_info())

@@ -45,3 +45,35 @@ def test_an_objectives_error_is_raised_here(spark: object, tmp_path: Path) -> No
         executor.optimize(study, objective, n_trials=5)
     assert "objective" in str(info.value.__cause__)  # the worker's traceback
     assert all(t.state == TrialState.FAIL for t in study.trials)
+
+
+def test_a_coordinator_that_cannot_start_reports_why(tmp_path: Path) -> None:
+    # Task 0's own code, run here (no TaskContext: a first attempt): the run refuses to
+    # start, and the record carries that error to the client instead of a lost task.
+    from optuna_spark.spark._cluster_task import ClusterSpec
+    from optuna_spark.spark._cluster_task import make_cluster_task
+    from optuna_spark.spark._cluster_task import read_record
+    from optuna_spark.spark._cluster_task import record_error
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    study = optuna.create_study(storage=storage, sampler=optuna.samplers.GridSampler({"x": [0]}))
+    spec = ClusterSpec(
+        call_id="c0",
+        token="t",
+        study_name=study.study_name,
+        storage=storage,
+        sampler=study.sampler,
+        pruner=study.pruner,
+        run_kwargs={"n_trials": 1, "sampling": "workers"},  # refused for a GridSampler
+        n_workers=1,
+        heartbeat_interval=1.0,
+        stuck_grace=1.0,
+        exit_if_stuck_after=None,
+    )
+    assert list(make_cluster_task(spec, _objectives.quadratic, ())(iter([0]))) == [0]
+    record = read_record(storage, storage.get_study_id_from_name(study.study_name), "c0")
+    assert record is not None and record.state == "done" and record.cancel
+    error = record_error(record)
+    assert isinstance(error, ValueError)
+    assert "GridSampler cannot sample on the workers" in str(error)
+    assert study.trials == []
