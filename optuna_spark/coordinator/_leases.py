@@ -25,6 +25,7 @@ class Lease:
     last_seen: float
     busy: int = 0  # calls of its worker in progress (waiting for the sampler, say)
     output: list[str] = dataclasses.field(default_factory=list)  # what the objective printed
+    output_chars: int = 0  # their total length
 
     @property
     def number(self) -> int:

@@ -14,11 +14,15 @@ from optuna.storages import BaseStorage
 
 from optuna_spark.coordinator._attrs import ATTR_LOG
 from optuna_spark.coordinator._leases import Lease
+from optuna_spark.wire import messages as m
 
 _logger = logging.getLogger(__name__)
 
 #: The most of a trial's output kept on the trial itself (its last part).
 LOG_TAIL_CHARS = 64 * 1024
+#: The most of a trial's output the driver keeps (a little over what a worker ships, which
+#: ends with a line saying what it left out).
+MAX_OUTPUT_CHARS = m.MAX_TRIAL_OUTPUT + 4096
 
 
 def store_tail(storage: BaseStorage, trial_id: int, lease: Lease) -> None:

@@ -23,6 +23,7 @@ from optuna_spark.coordinator._attrs import ATTR_WORKER
 from optuna_spark.coordinator._leases import worker_record
 from optuna_spark.coordinator._outcome import Tell
 from optuna_spark.coordinator._outcome import outcome_of
+from optuna_spark.coordinator._output import MAX_OUTPUT_CHARS
 from optuna_spark.coordinator._output import upload_log
 from optuna_spark.coordinator._recovery import fail_trial_left_by_ask
 from optuna_spark.coordinator._run_core import RunCore
@@ -221,12 +222,15 @@ class StudyRun(RunCore):
             self._leases.touch(trial_id).trial.report(value, step)
 
     def trial_output(self, conn_id: int, trial_id: int, text: str) -> None:
-        """What a trial's objective printed or logged; ignored once the trial has ended."""
+        """What a trial's objective printed or logged; ignored once the trial has ended, and
+        beyond :data:`MAX_OUTPUT_CHARS` (workers send no more; a client that does is cut)."""
         with self._lock:
             lease = self._leases.find(trial_id)
-            if lease is None:
+            if lease is None or lease.output_chars >= MAX_OUTPUT_CHARS:
                 return
+            text = text[: MAX_OUTPUT_CHARS - lease.output_chars]
             lease.output.append(text)
+            lease.output_chars += len(text)
             number = lease.number
         for listener in self.output_listeners:
             try:

@@ -32,7 +32,6 @@ class RunService:
         routes: dict[type[m.Request], Any] = {
             m.Ask: lambda run, r, c: run.ask(c, r.worker),
             m.Report: lambda run, r, c: run.report(c, r.trial_id, r.value, r.step),
-            m.TrialOutput: lambda run, r, c: run.trial_output(c, r.trial_id, r.text),
             m.ShouldPrune: lambda run, r, c: run.should_prune(c, r.trial_id),
             m.Heartbeat: lambda run, r, c: run.heartbeat(c, r.trial_ids),
             m.TellValues: lambda run, r, c: run.tell(c, r),
@@ -43,6 +42,7 @@ class RunService:
         routes.update({t: lambda run, r, c: run.call_trial(c, r) for t in TRIAL_METHODS})
         for request_type, call in routes.items():
             server.register(request_type, self._route(call))
+        server.register(m.TrialOutput, self._trial_output)
         server.on_connection_closed(self._connection_closed)
         server.on_tick(self._tick)
 
@@ -72,13 +72,16 @@ class RunService:
 
     def _route(self, call: Any) -> Any:
         def handler(request: m.RunRequest, conn_id: int) -> Any:
-            if isinstance(request, m.TrialOutput):  # never an error: nobody waits for it
-                with self._lock:
-                    run = self._runs.get(request.run_id)
-                return None if run is None else call(run, request, conn_id)
             return call(self._get(request.run_id), request, conn_id)
 
         return handler
+
+    def _trial_output(self, request: m.TrialOutput, conn_id: int) -> None:
+        """Never an error, even for a run that has ended: nobody waits for the answer."""
+        with self._lock:
+            run = self._runs.get(request.run_id)
+        if run is not None:
+            run.trial_output(conn_id, request.trial_id, request.text)
 
     def _connection_closed(self, conn_id: int) -> None:
         for run in self._all():

@@ -338,10 +338,15 @@ class Report(TrialRequest, frozen=True, tag="run.report"):
     step: int
 
 
+#: The most of one trial's output a worker sends (then one line says what it left out).
+MAX_TRIAL_OUTPUT = 1 << 20
+
+
 class TrialOutput(TrialRequest, frozen=True, tag="run.output"):
     """What the objective printed or logged since the last one; sent without waiting.
 
-    The driver ignores it for a trial it no longer runs (it never answers with an error).
+    The driver ignores it for a trial it no longer runs (it never answers with an error), and
+    keeps at most about :data:`MAX_TRIAL_OUTPUT` characters of a trial's.
     """
 
     text: str

@@ -27,7 +27,7 @@ from optuna_spark.wire._client import Connection
 _logger = logging.getLogger(__name__)
 
 #: The most text one trial ships to the driver.
-MAX_BYTES = 1 << 20
+MAX_BYTES = m.MAX_TRIAL_OUTPUT
 #: Seconds between two shipments.
 SEND_EVERY = 0.25
 

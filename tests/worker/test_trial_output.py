@@ -99,6 +99,25 @@ def test_output_after_the_trial_ended_is_ignored(server: StorageServer, open_run
     conn.close()
 
 
+def test_the_driver_keeps_no_more_than_a_worker_may_send(
+    server: StorageServer, open_run: OpenRun
+) -> None:
+    from optuna_spark.coordinator._output import MAX_OUTPUT_CHARS
+    from optuna_spark.wire import Connection
+    from optuna_spark.wire import messages as m
+
+    run = open_run(n_trials=1)
+    heard: list[str] = []
+    run.output_listeners.append(lambda number, text: heard.append(text))
+    conn = Connection(server.endpoint)
+    reply = conn.call(m.Ask(run.run_id, m.WorkerInfo(host="test", pid=1)))
+    chunk = "y" * (m.MAX_TRIAL_OUTPUT // 2)
+    for _ in range(4):  # twice what a worker may send, from a client that ignores the cap
+        conn.call(m.TrialOutput(run.run_id, reply.trial_id, chunk))
+    assert sum(map(len, heard)) == MAX_OUTPUT_CHARS
+    conn.close()
+
+
 def test_get_trial_log_of_a_trial_that_does_not_exist() -> None:
     study = optuna.create_study()
     with pytest.raises(ValueError, match=r"has no trial number 3 \(it has 0 trials"):
