@@ -184,6 +184,7 @@ class SparkExecutor:
             log_artifact_store=log_artifact_store,
         )
         self._coordinator = coordinator
+        self._probed: dict[tuple[int, str], bool] = {}  # "auto"'s answers, per session
         self._resources = check_resources(resources)
         self._log_to_driver = log_to_driver
         self._tls = (tls_certfile, tls_keyfile)
@@ -246,9 +247,10 @@ class SparkExecutor:
         if self._coordinator == "cluster":
             check_cluster_storage(study)
         spark_now = self._spark or _session.active_session()  # never starts one
-        if _placement.resolve(self._coordinator, spark_now, study, self._service_host) == (
-            "cluster"
-        ):
+        placement = _placement.resolve(
+            self._coordinator, spark_now, study, self._service_host, self._probed
+        )
+        if placement == "cluster":
             spark = self.spark
             optimize_in_cluster(
                 spark,

@@ -30,9 +30,16 @@ PROBE_TIMEOUT = 5.0
 
 
 def resolve(
-    requested: Coordinator, spark: SparkSession | None, study: optuna.Study, host: str | None
+    requested: Coordinator,
+    spark: SparkSession | None,
+    study: optuna.Study,
+    host: str | None,
+    probed: dict[tuple[int, str], bool],
 ) -> Literal["driver", "cluster"]:
-    """``requested``, with ``"auto"`` decided as documented on ``SparkExecutor``."""
+    """``requested``, with ``"auto"`` decided as documented on ``SparkExecutor``.
+
+    ``probed`` keeps each probe's answer by (session, address): an executor probes once.
+    """
     if requested != "auto":
         return requested
     if spark is None or not _session.is_connect(spark):
@@ -44,7 +51,10 @@ def resolve(
         )
         return "driver"
     address = host or _session.driver_host(spark)
-    if executors_reach(spark, address):
+    key = (id(spark), address)
+    if key not in probed:
+        probed[key] = executors_reach(spark, address)
+    if probed[key]:
         _logger.info(
             "coordinator='auto': a Spark task reached this process at %s; the coordinator "
             "runs here.",

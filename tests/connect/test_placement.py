@@ -26,11 +26,11 @@ def _journal_study(tmp_path: Path) -> optuna.Study:
     return optuna.create_study(storage=JournalStorage(JournalFileBackend(str(tmp_path / "j.log"))))
 
 
-def _coordinator_pids(study: optuna.Study) -> set[int]:
-    """The processes that served runs of ``study`` (each run's lease records its pid)."""
+def _coordinator_pids(study: optuna.Study) -> list[int]:
+    """The process that served each run of ``study`` (each run's lease records its pid)."""
     storage = study._storage
     attrs = storage.get_study_system_attrs(storage.get_study_id_from_name(study.study_name))
-    return {v["pid"] for k, v in attrs.items() if k.startswith(ATTR_DRIVER_PREFIX)}
+    return [v["pid"] for k, v in attrs.items() if k.startswith(ATTR_DRIVER_PREFIX)]
 
 
 def test_auto_keeps_the_coordinator_here_when_tasks_reach_it(
@@ -40,7 +40,7 @@ def test_auto_keeps_the_coordinator_here_when_tasks_reach_it(
     with caplog.at_level(logging.INFO, logger="optuna_spark"):
         SparkExecutor(connect_spark, n_workers=2).optimize(study, o.quadratic, n_trials=4)
     assert "a Spark task reached this process" in caplog.text
-    assert _coordinator_pids(study) == {os.getpid()}
+    assert _coordinator_pids(study) == [os.getpid()]
     assert len(study.trials) == 4
 
 
@@ -51,13 +51,17 @@ def test_auto_moves_the_coordinator_into_the_cluster_when_tasks_cannot_reach_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # As on serverless compute, where tasks cannot open connections to the client.
-    monkeypatch.setattr(_placement, "executors_reach", lambda spark, host: False)
+    probes: list[str] = []
+    monkeypatch.setattr(_placement, "executors_reach", lambda spark, host: probes.append(host))
     study = _journal_study(tmp_path)
+    executor = SparkExecutor(connect_spark, n_workers=2)
     with caplog.at_level(logging.INFO, logger="optuna_spark"):
-        SparkExecutor(connect_spark, n_workers=2).optimize(study, o.quadratic, n_trials=6)
+        executor.optimize(study, o.quadratic, n_trials=3)
+        executor.optimize(study, o.quadratic, n_trials=3)
     assert "the coordinator runs in the cluster" in caplog.text
+    assert probes == ["127.0.0.1"]  # one probe per executor and session
     pids = _coordinator_pids(study)
-    assert len(pids) == 1 and os.getpid() not in pids
+    assert len(pids) == 2 and os.getpid() not in pids  # a run per call, each in the cluster
     assert sorted(t.number for t in study.trials) == list(range(6))
 
 
