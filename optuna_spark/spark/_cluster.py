@@ -72,6 +72,7 @@ class ClusterRunView:
         self._storage = optuna_adapter.storage_of(study)
         self._study_id = optuna_adapter.study_id_of(study)
         self._seen: set[int] = set()
+        self._n_finished = -1  # finished trials of the study at the last read
 
     @property
     def elapsed(self) -> float:
@@ -85,6 +86,11 @@ class ClusterRunView:
 
     def _feed(self, run_id: str) -> None:
         finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        # Reading every trial of a long study twice a second is costly on an RDB: count first.
+        n_finished = self._storage.get_n_trials(self._study_id, finished)
+        if n_finished == self._n_finished:
+            return
+        self._n_finished = n_finished
         for trial in self._storage.get_all_trials(self._study_id, deepcopy=False, states=finished):
             if trial.number in self._seen:
                 continue

@@ -178,3 +178,16 @@ def test_ctrl_c_interrupts_the_tasks_by_their_tag(
         return any(p.read_text() != before[p.name] for p in beats.iterdir())
 
     assert wait_until(lambda: not still_beating(), timeout=30)
+
+
+def test_the_progress_bar_counts_the_trials(
+    executor: SparkExecutor, create_study: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # With the coordinator in the cluster, the client counts them from the study's storage.
+    study = create_study()
+    executor.optimize(
+        study, o.key_error_on_odd, n_trials=6, catch=(KeyError,), show_progress_bar=True
+    )
+    err = capfd.readouterr().err
+    assert "6/6" in err
+    assert "done=3 pruned=0 failed=3" in err
