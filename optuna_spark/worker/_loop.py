@@ -37,7 +37,7 @@ class WorkerSpec:
     """What a worker needs to join a run: where the driver is and which run to serve.
 
     It pickles into a Spark closure and holds the server's token. Make it with
-    :meth:`StudyRun.worker_spec <optuna_spark.StudyRun.worker_spec>`, which sets ``sampler``
+    :meth:`StudyRun.worker_spec <optuna_spark.remote.StudyRun.worker_spec>`, which sets ``sampler``
     and ``pruner`` when the run samples on its workers.
 
     Attributes:
