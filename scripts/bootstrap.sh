@@ -26,8 +26,16 @@ python3 -m venv .venv
 extras="dashboard,examples,ablation"
 for e in "$@"; do
   case "$e" in
-    test) extras="$extras,test,tensorflow,connect,docs" ;;
+    test) extras="$extras,test,tensorflow,torch,connect,docs" ;;
     *) extras="$extras,$e" ;;
   esac
 done
+case ",$extras," in
+  *,torch,*)
+    # PyTorch's CPU build: PyPI's default Linux wheel pulls several GB of CUDA libraries. Where
+    # no CPU wheel of this release is on pip's find-links, set TORCH_INDEX_URL to PyTorch's CPU
+    # index (https://download.pytorch.org/whl/cpu).
+    .venv/bin/python -m pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+    ;;
+esac
 .venv/bin/python -m pip install -q -e ".[$extras]"
