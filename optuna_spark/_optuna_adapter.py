@@ -180,6 +180,16 @@ def all_points_started(study: optuna.Study) -> bool:
     return False
 
 
+def sampler_must_wait(study: optuna.Study) -> bool:
+    """Whether the sampler has nothing to hand out until a running trial finishes.
+
+    An adaptive ablation (``AblationSampler.must_wait``) decides what runs next from results
+    that are not in yet; a driver keeps the asking worker waiting instead of making a trial.
+    """
+    must_wait = getattr(study.sampler, "must_wait", None)
+    return callable(must_wait) and bool(must_wait(study))
+
+
 def distribution_contains(distribution: BaseDistribution, internal_value: float) -> bool:
     """Whether ``internal_value`` lies in ``distribution`` (``BaseDistribution._contains``)."""
     return bool(distribution._contains(internal_value))

@@ -28,6 +28,8 @@ def _examples() -> list[Any]:
                         break
                     lines.append(line)
                 marks = [pytest.mark.tensorflow] if "import keras" in block else []
+                if "import torch" in block:
+                    marks.append(pytest.mark.torch)
                 out.append(
                     pytest.param(
                         textwrap.dedent("\n".join(lines)),

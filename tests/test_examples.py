@@ -68,3 +68,21 @@ def test_ablation_housing(tmp_path: Path) -> None:
     base = next(line for line in stdout.splitlines() if line.split()[:1] == ["base"])
     assert "NaN" not in base and "nan" not in base
     assert (tmp_path / "ablation_housing.html").stat().st_size > 0
+
+
+def test_ablation_beyond_loco(tmp_path: Path) -> None:
+    stdout, _ = _run("ablation_beyond_loco.py", tmp_path, "--n-trials", "12", "--max-repeats", "6")
+    assert "ablation path" in stdout and "feature ablation" in stdout
+    import optuna
+
+    storage = f"sqlite:///{tmp_path}/ablation_beyond_loco.db"
+    path = optuna.load_study(study_name="ablation-path", storage=storage)
+    tuned = optuna.load_study(study_name="tuning", storage=storage)
+    # The path ends at the tuned configuration, with its value (the objective is deterministic).
+    target = [t for t in path.trials if t.user_attrs["loco_arm"] == "target"]
+    assert target and target[0].value == pytest.approx(tuned.best_value)
+    features = optuna.load_study(study_name="features", storage=storage)
+    arms = {t.user_attrs["loco_arm"] for t in features.trials}
+    assert {"base", "feature:bmi", "pair:s1+s2", "pair:bmi+s5"} <= arms
+    # Adaptive repeats: fewer trials than 6 fixed repeats of 13 arms.
+    assert len(features.trials) < 13 * 6

@@ -10,22 +10,33 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from collections.abc import Sequence
 from typing import Any
 
 import optuna
 from optuna.trial import BaseTrial
 
-#: The kinds of arm, in the order the sampler lists them.
+#: The kinds of component, and of the arms that leave one out, in the order LOCO lists them.
 KIND_BASE = "base"
 KIND_FEATURE = "feature"
 KIND_LAYER = "layer"
 KIND_GROUP = "group"
 KIND_COMPONENT = "component"
 KINDS = (KIND_BASE, KIND_FEATURE, KIND_LAYER, KIND_GROUP, KIND_COMPONENT)
+#: Kinds of components removed from a model by name or pattern.
+LAYER_KINDS = (KIND_LAYER, KIND_GROUP)
+#: A parameter of a tuned configuration (the ablation path's components).
+KIND_PARAM = "param"
+#: Kinds of arms beyond leave-one-out.
+KIND_PAIR = "pair"  # leaves two components out
+KIND_NONE = "none"  # leaves every component out (the reference of leave-one-in)
+KIND_IN = "in"  # keeps one component only
+KIND_PATH = "path"  # a configuration on the ablation path
+KIND_CUSTOM = "custom"
 
 #: The label of the arm that leaves nothing out.
 BASE = "base"
+#: The label of the arm that leaves every component out.
+NONE = "none"
 
 #: Parameters suggested by :func:`get_arm` (so that the arm is one of the trial's params).
 PARAM_ARM = "loco_arm"
@@ -35,11 +46,19 @@ PARAM_REPEAT = "loco_repeat"
 ATTR_ARM = "loco_arm"  # the arm's label, e.g. "feature:area"
 ATTR_KIND = "loco_kind"
 ATTR_NAME = "loco_name"
-ATTR_REMOVES = "loco_removes"  # what the arm leaves out: names, or layer patterns for a group
+ATTR_REMOVES = "loco_removes"  # everything left out: names, and layer patterns of groups
+ATTR_LEFT_OUT = "loco_left_out"  # the components left out
+ATTR_FEATURES = "loco_features"  # the features left out
+ATTR_LAYERS = "loco_layers"  # the layer names and patterns left out
+ATTR_COMPONENTS = "loco_components"  # every component of the ablation
+ATTR_PARAMS = "loco_params"  # a configuration arm's parameters (the ablation path)
 ATTR_REPEAT = "loco_repeat"
 ATTR_SEED = "loco_seed"
-ATTR_ARMS = "loco_arms"  # every arm's label: the choices of the "loco_arm" parameter
-ATTR_N_REPEATS = "loco_n_repeats"
+ATTR_ARMS = "loco_arms"  # every arm's label, when the policy knows them in advance
+ATTR_N_REPEATS = "loco_n_repeats"  # the most repeats an arm may get
+ATTR_REFERENCE = "loco_reference"  # the arm that the report compares the others with
+ATTR_MODE = "loco_mode"  # "out": arms remove from the reference; "in": arms add to it
+ATTR_ADAPTIVE = "loco_adaptive"  # [min, max] repeats, when repeats are adaptive
 ATTR_DUPLICATE = "loco_duplicate"  # an (arm, repeat) enqueued again (a retry)
 ATTR_SURPLUS = "loco_surplus"  # asked for when every (arm, repeat) was taken: pruned at once
 
@@ -48,9 +67,12 @@ SYS_ARM = "loco:arm"
 SYS_REPEAT = "loco:repeat"
 SYS_SEED = "loco:seed"
 SYS_SURPLUS = "loco:surplus"
+SYS_PARAMS = "loco:params"
+#: Study system attribute prefix: why an arm got no more repeats (adaptive repeats).
+SYS_DECISION = "loco:decision:"
 
 SURPLUS_MESSAGE = (
-    "Every (arm, repeat) of this LOCO study has been handed out; this trial runs nothing."
+    "Every (arm, repeat) of this ablation study has been handed out; this trial runs nothing."
 )
 
 
@@ -78,19 +100,26 @@ def matches(pattern: str, layer_name: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Arm:
-    """The arm of a LOCO trial: which component it leaves out, in which repeat, with which seed.
+    """The arm of an ablation trial: what it leaves out, in which repeat, with which seed.
 
     Attributes:
         kind: ``"base"`` (nothing left out), ``"feature"``, ``"layer"``, ``"group"`` (a group of
-            layers) or ``"component"``.
-        name: The left-out component's name (``"base"`` for the base arm).
-        repeat: The repeat index, from 0 to ``n_repeats - 1``.
+            layers), ``"component"``, ``"pair"`` (two components), ``"in"`` (every component
+            but one), ``"none"`` (every component), ``"path"`` (a configuration of the
+            ablation path) or ``"custom"`` (an arm of your own policy).
+        name: The left-out component's name for a single-component arm, else the arm's label.
+        repeat: The repeat index, from 0.
         seed: The seed of this repeat. Every arm of the same repeat has the same seed, so arms
             are paired: seed your model and data shuffling with it.
-        removes: What the arm leaves out: ``(name,)``, the layer names or ``"prefix*"``
-            patterns of a group, or ``()`` for the base.
-        components: Every ablated name of the study (features, layers, groups, components), so
+        removes: Everything the arm leaves out: component names, and the layer names or
+            ``"prefix*"`` patterns of left-out groups (``()`` for the base).
+        components: Every component of the study (features, layers, groups, components), so
             that :meth:`is_enabled` can reject a misspelt name.
+        left_out: The components the arm leaves out.
+        features: The features it leaves out.
+        layers: The layer names and ``"prefix*"`` patterns it leaves out.
+        params: For a configuration arm (the ablation path), its parameters; else ``None``.
+        label: The arm's label, as in the ``loco_arm`` user attribute.
     """
 
     kind: str
@@ -99,11 +128,15 @@ class Arm:
     seed: int
     removes: tuple[str, ...] = ()
     components: frozenset[str] = dataclasses.field(default=frozenset(), repr=False)
+    left_out: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()
+    params: Mapping[str, Any] | None = dataclasses.field(default=None, repr=False)
+    label: str = ""
 
-    @property
-    def label(self) -> str:
-        """The arm's label, as in the ``loco_arm`` parameter: ``"base"``, ``"layer:dense_2"``."""
-        return arm_label(self.kind, self.name)
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", arm_label(self.kind, self.name))
 
     @property
     def is_base(self) -> bool:
@@ -112,21 +145,24 @@ class Arm:
 
     @property
     def feature(self) -> str | None:
-        """The left-out feature, or ``None`` when this arm keeps every feature."""
-        return self.name if self.kind == KIND_FEATURE else None
+        """The left-out feature, or ``None`` when this arm keeps every feature.
 
-    @property
-    def layers(self) -> tuple[str, ...]:
-        """The left-out layer names or ``"prefix*"`` patterns (empty unless a layer arm)."""
-        return self.removes if self.kind in (KIND_LAYER, KIND_GROUP) else ()
+        Raises:
+            ValueError: The arm leaves out several features (use :attr:`features`).
+        """
+        if len(self.features) > 1:
+            raise ValueError(
+                f"Arm {self.label!r} leaves out the features {list(self.features)}; read "
+                "arm.features (or use ablate_data / features_to_keep)."
+            )
+        return self.features[0] if self.features else None
 
     def is_enabled(self, component: str) -> bool:
-        """Whether ``component`` is kept by this arm (``False`` only when it is left out).
+        """Whether ``component`` is kept by this arm (``False`` when it is left out).
 
         Args:
-            component: The name of a feature, layer, layer group or component given to
-                :class:`LOCOSampler` (a layer that is only part of a group is asked about by
-                the group's name).
+            component: The name of a feature, layer, layer group or component of the study (a
+                layer that is only part of a group is asked about by the group's name).
 
         Raises:
             ValueError: ``component`` is not one of the study's ablated names.
@@ -136,54 +172,49 @@ class Arm:
                 f"{component!r} is not ablated in this study; its ablated names are "
                 f"{sorted(self.components)}."
             )
-        if self.is_base:
-            return True
-        if self.kind == KIND_GROUP and any(matches(p, component) for p in self.removes):
-            return False  # a layer ablated on its own is also left out with its group
-        return component != self.name
-
-
-def user_attrs_for(
-    kind: str,
-    name: str,
-    removes: Sequence[str],
-    repeat: int,
-    seed: int,
-    arms: Sequence[str],
-    n_repeats: int,
-) -> dict[str, Any]:
-    """The user attributes that record an assignment on a trial."""
-    return {
-        ATTR_ARM: arm_label(kind, name),
-        ATTR_KIND: kind,
-        ATTR_NAME: name,
-        ATTR_REMOVES: list(removes),
-        ATTR_REPEAT: repeat,
-        ATTR_SEED: seed,
-        ATTR_ARMS: list(arms),
-        ATTR_N_REPEATS: n_repeats,
-    }
+        if component in self.left_out:
+            return False
+        # A layer ablated on its own is also left out with a group that contains it.
+        return not any(matches(p, component) for p in self.layers)
 
 
 def arm_from_attrs(attrs: Mapping[str, Any]) -> Arm:
     """The :class:`Arm` recorded in a trial's user attributes."""
-    arms = [str(a) for a in attrs.get(ATTR_ARMS, ())]
-    components = frozenset(parse_label(a)[1] for a in arms if a != BASE)
+    kind, label = str(attrs[ATTR_KIND]), str(attrs[ATTR_ARM])
+    if ATTR_COMPONENTS in attrs:
+        components = frozenset(str(c) for c in attrs[ATTR_COMPONENTS])
+        left_out = tuple(str(c) for c in attrs.get(ATTR_LEFT_OUT, ()))
+        features = tuple(str(f) for f in attrs.get(ATTR_FEATURES, ()))
+        layers = tuple(str(p) for p in attrs.get(ATTR_LAYERS, ()))
+    else:  # recorded by an earlier version: one component left out, named by the label
+        arms = [str(x) for x in attrs.get(ATTR_ARMS, ())]
+        components = frozenset(parse_label(x)[1] for x in arms if x != BASE)
+        name = str(attrs[ATTR_NAME])
+        left_out = () if kind == KIND_BASE else (name,)
+        features = left_out if kind == KIND_FEATURE else ()
+        layers = tuple(str(r) for r in attrs.get(ATTR_REMOVES, ())) if kind in LAYER_KINDS else ()
+    params = attrs.get(ATTR_PARAMS)
     return Arm(
-        kind=str(attrs[ATTR_KIND]),
+        kind=kind,
         name=str(attrs[ATTR_NAME]),
         repeat=int(attrs[ATTR_REPEAT]),
         seed=int(attrs[ATTR_SEED]),
         removes=tuple(str(r) for r in attrs.get(ATTR_REMOVES, ())),
         components=components,
+        left_out=left_out,
+        features=features,
+        layers=layers,
+        params=dict(params) if params is not None else None,
+        label=label,
     )
 
 
 def get_arm(trial: BaseTrial) -> Arm:
-    """The arm a :class:`LOCOSampler` assigned to ``trial``.
+    """The arm a :class:`LOCOSampler` (or any :class:`AblationSampler`) assigned to ``trial``.
 
-    It also suggests the ``loco_arm`` and ``loco_repeat`` parameters, so that the arm is one of
-    the trial's params (and a column of ``trials_dataframe()``). Call it once per trial and pass
+    It also suggests the ``loco_repeat`` parameter, and ``loco_arm`` when the policy knows its
+    arms in advance (LOCO does), so that the arm is one of the trial's params (and a column of
+    ``trials_dataframe()``). Call it once per trial and pass
     the :class:`Arm` to the other helpers: on a Spark worker each call is a round trip to the
     driver.
 
@@ -221,14 +252,18 @@ def get_arm(trial: BaseTrial) -> Arm:
     attrs = trial.user_attrs
     if attrs.get(ATTR_SURPLUS):
         raise optuna.TrialPruned(SURPLUS_MESSAGE)
-    if ATTR_ARM not in attrs or ATTR_ARMS not in attrs:
+    if ATTR_ARM not in attrs or ATTR_N_REPEATS not in attrs:
         raise ValueError(
-            f"Trial {trial.number} has no LOCO arm: its study's sampler must be "
-            "optuna_spark.ablation.LOCOSampler (to run an objective by hand, use "
-            "LOCOSampler.fixed_trial)."
+            f"Trial {trial.number} has no ablation arm: its study's sampler must be "
+            "optuna_spark.ablation.LOCOSampler or AblationSampler (to run an objective by "
+            "hand, use the sampler's fixed_trial)."
         )
     arm = arm_from_attrs(attrs)
-    label = trial.suggest_categorical(PARAM_ARM, [str(a) for a in attrs[ATTR_ARMS]])
+    # The arm is a parameter when the policy knows every arm in advance (a categorical's
+    # choices cannot change within a study); an adaptive policy's arm is a user attribute only.
+    label = arm.label
+    if ATTR_ARMS in attrs:
+        label = trial.suggest_categorical(PARAM_ARM, [str(a) for a in attrs[ATTR_ARMS]])
     repeat = trial.suggest_int(PARAM_REPEAT, 0, max(int(attrs[ATTR_N_REPEATS]) - 1, 0))
     if label != arm.label or repeat != arm.repeat:
         raise ValueError(

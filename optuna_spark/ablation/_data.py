@@ -1,4 +1,4 @@
-"""Data without a feature: pandas and Spark DataFrames, ``tf.data`` datasets, a user callback."""
+"""Data without a feature: DataFrames, ``tf.data`` and PyTorch datasets, tensors, a callback."""
 
 from __future__ import annotations
 
@@ -17,22 +17,37 @@ T = TypeVar("T")
 
 
 def drop_features(
-    data: T, features: str | Sequence[str], *, label: str | Sequence[str] | None = None
+    data: T,
+    features: str | Sequence[str],
+    *,
+    label: str | Sequence[str] | None = None,
+    feature_names: Sequence[str] | None = None,
+    feature_axis: int = -1,
 ) -> T:
-    """``data`` without ``features``: a pandas or Spark DataFrame, or a ``tf.data.Dataset``.
+    """``data`` without ``features``: a DataFrame, a ``tf.data`` or PyTorch dataset, a tensor.
 
     Args:
-        data: A pandas DataFrame, a Spark DataFrame (classic or Spark Connect), or a
-            ``tf.data.Dataset`` whose elements are a dict of features or a tuple whose first
-            item is a dict of features (``(features, label)``, ``(features, label, weight)``).
+        data: A pandas DataFrame, a Spark DataFrame (classic or Spark Connect), a
+            ``tf.data.Dataset`` or a ``torch.utils.data.Dataset`` whose items are a dict of
+            features or a tuple whose first item is a dict of features (``(features, label)``,
+            ``(features, label, weight)``), or a ``torch.Tensor`` whose features are the slices
+            along ``feature_axis``, named by ``feature_names``.
         features: The feature(s) to drop.
         label: The label column(s), which are never dropped (asking to is an error).
+        feature_names: Only for a tensor: the name of each of its slices along
+            ``feature_axis``, in order.
+        feature_axis: Only for a tensor: its axis of features (the last by default).
 
     Returns:
-        Data of the same kind without the features (a new DataFrame, a mapped dataset).
+        Data of the same kind without the features: a new DataFrame, a mapped ``tf.data``
+        dataset, a PyTorch dataset that drops them from each item (it pickles, to be shipped
+        to Spark workers, when ``data`` does), or a new tensor with the other slices in their
+        order (:func:`features_to_keep` names them).
 
     Raises:
-        ValueError: A feature is the label, or is not in the data.
+        ValueError: A feature is the label, or is not in the data (a PyTorch
+            ``IterableDataset`` reports it when iterated); a tensor without ``feature_names``,
+            or ``feature_names`` for other data.
         TypeError: ``data`` is none of the kinds above.
 
     Example:
@@ -45,11 +60,20 @@ def drop_features(
             df = pd.DataFrame({"area": [50.0, 80.0], "rooms": [2, 3], "price": [1.0, 2.0]})
             assert list(drop_features(df, "rooms", label="price").columns) == ["area", "price"]
     """
+    from optuna_spark.ablation import _torch  # here: _torch uses this module's helpers
+
     drop = _as_names("features", features)
     labels = _as_names("label", label) if label is not None else ()
     for feature in drop:
         if feature in labels:
             raise ValueError(f"Cannot leave out {feature!r}: it is the label, not a feature.")
+    if _torch.is_tensor(data):
+        return _torch.drop_from_tensor(data, drop, feature_names, feature_axis)  # type: ignore[no-any-return]
+    if feature_names is not None or feature_axis != -1:
+        raise ValueError(
+            "feature_names and feature_axis name the features of a torch.Tensor; "
+            f"{type(data).__qualname__} data names its own features."
+        )
     if _imports.is_pandas_dataframe(data):
         _check_known(drop, [str(c) for c in data.columns], "DataFrame columns")  # type: ignore[attr-defined]
         return data.drop(columns=list(drop))  # type: ignore[attr-defined, no-any-return]
@@ -58,10 +82,12 @@ def drop_features(
         return data.drop(*drop)  # type: ignore[attr-defined, no-any-return]
     if _imports.is_tf_dataset(data):
         return _drop_from_tf_dataset(data, drop)  # type: ignore[no-any-return]
+    if _torch.is_dataset(data):
+        return _torch.drop_from_dataset(data, drop)  # type: ignore[no-any-return]
     raise TypeError(
-        "Expected a pandas DataFrame, a Spark DataFrame or a tf.data.Dataset, but got "
-        f"{type(data).__module__}.{type(data).__qualname__}. For any other data, pass a "
-        "function that makes it from the features to keep (see ablate_data)."
+        "Expected a pandas DataFrame, a Spark DataFrame, a tf.data.Dataset, a torch Dataset or "
+        f"a torch.Tensor, but got {type(data).__module__}.{type(data).__qualname__}. For any "
+        "other data, pass a function that makes it from the features to keep (see ablate_data)."
     )
 
 
@@ -71,7 +97,7 @@ def features_to_keep(
     *,
     label: str | Sequence[str] | None = None,
 ) -> list[str]:
-    """``features`` without the feature this trial's arm leaves out (if any).
+    """``features`` without the features this trial's arm leaves out (if any).
 
     Args:
         trial_or_arm: The objective's trial, or its :class:`Arm`.
@@ -83,13 +109,14 @@ def features_to_keep(
     """
     arm = as_arm(trial_or_arm)
     names = list(_as_names("features", features))
-    if arm.feature is None:
+    if not arm.features:
         return names
     labels = _as_names("label", label) if label is not None else ()
-    if arm.feature in labels:
-        raise ValueError(f"Cannot leave out {arm.feature!r}: it is the label, not a feature.")
-    _check_known((arm.feature,), names, "features")
-    return [f for f in names if f != arm.feature]
+    for feature in arm.features:
+        if feature in labels:
+            raise ValueError(f"Cannot leave out {feature!r}: it is the label, not a feature.")
+    _check_known(arm.features, names, "features")
+    return [f for f in names if f not in arm.features]
 
 
 def ablate_data(
@@ -98,8 +125,10 @@ def ablate_data(
     *,
     label: str | Sequence[str] | None = None,
     features: Sequence[str] | None = None,
+    feature_names: Sequence[str] | None = None,
+    feature_axis: int = -1,
 ) -> Any:
-    """The data of this trial's arm: ``data`` without the left-out feature, if the arm has one.
+    """The data of this trial's arm: ``data`` without the features the arm leaves out, if any.
 
     Args:
         trial_or_arm: The objective's trial, or its :class:`Arm` from :func:`get_arm`.
@@ -108,6 +137,9 @@ def ablate_data(
             builds the data from a list of feature names (then ``features`` is required).
         label: The label column(s), which are never left out.
         features: Every feature of the base configuration; only for a function ``data``.
+        feature_names: For a ``torch.Tensor``: the name of each slice along ``feature_axis``
+            (see :func:`drop_features`).
+        feature_axis: For a ``torch.Tensor``: the axis of the features.
 
     Returns:
         ``data`` itself when the arm keeps every feature; otherwise the data without the
@@ -132,11 +164,11 @@ def ablate_data(
     if _imports.is_pandas_dataframe(data) or _imports.is_spark_dataframe(data):
         if features is not None:
             raise ValueError("features is only for a function that makes the data.")
-        return data if arm.feature is None else drop_features(data, arm.feature, label=label)
+        return drop_features(data, arm.features, label=label) if arm.features else data
     if _imports.is_tf_dataset(data):
         if features is not None:
             raise ValueError("features is only for a function that makes the data.")
-        return data if arm.feature is None else drop_features(data, arm.feature, label=label)
+        return drop_features(data, arm.features, label=label) if arm.features else data
     if callable(data):
         if features is None:
             raise ValueError(
@@ -145,7 +177,11 @@ def ablate_data(
             )
         make: Callable[[list[str]], Any] = data
         return make(features_to_keep(arm, features, label=label))
-    return drop_features(data, () if arm.feature is None else arm.feature, label=label)
+    if feature_names is not None:  # a tensor whose features are named
+        return drop_features(
+            data, arm.features, label=label, feature_names=feature_names, feature_axis=feature_axis
+        )
+    return drop_features(data, arm.features, label=label)
 
 
 def _as_names(arg: str, names: str | Sequence[str]) -> tuple[str, ...]:

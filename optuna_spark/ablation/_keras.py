@@ -1,8 +1,12 @@
-"""Keras 3 model surgery: a model without some of its layers, consumers wired to their input."""
+"""Keras 3 model surgery: a model without some of its layers, consumers wired to their input.
+
+``ablate_model`` also takes PyTorch models, and hands them to ``_torch.remove_modules``.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +17,8 @@ from optuna_spark.ablation._arms import Arm
 from optuna_spark.ablation._arms import as_arm
 from optuna_spark.ablation._arms import matches
 from optuna_spark.ablation._imports import import_keras
+from optuna_spark.ablation._torch import is_module as is_torch_module
+from optuna_spark.ablation._torch import remove_modules
 
 _logger = logging.getLogger(__name__)
 
@@ -121,20 +127,27 @@ def ablate_model(
     model: Any,
     *,
     copy_weights: bool = True,
+    example_input: Any = None,
 ) -> Any:
     """The model of this trial's arm: without the left-out layer or group of layers, if any.
 
     Args:
         trial_or_arm: The objective's trial, or its :class:`Arm` from :func:`get_arm`.
-        model: A Keras 3 Sequential or functional model, or a function without arguments that
-            builds one. A function is called in every arm, so seed first (for example
-            ``keras.utils.set_random_seed(arm.seed)``) and every arm starts from the same
+        model: A Keras 3 Sequential or functional model, a ``torch.nn.Module`` (a Lightning
+            module too), or a function without arguments that builds one. A function is called
+            in every arm, so seed first (for example ``keras.utils.set_random_seed(arm.seed)``
+            or ``torch.manual_seed(arm.seed)``) and every arm starts from the same
             initialization.
-        copy_weights: See :func:`remove_layers`.
+        copy_weights: Keras only; see :func:`remove_layers`. A PyTorch model's copy always has
+            its weights.
+        example_input: PyTorch only: a batch to check the removal on a forward pass; see
+            :func:`remove_modules`.
 
     Returns:
         The model itself (or the function's model) when the arm removes no layer; otherwise a
-        new model without the arm's layers, made by :func:`remove_layers`.
+        new model without the arm's layers, made by :func:`remove_layers` (Keras) or
+        :func:`remove_modules` (PyTorch: the arm's layers are dotted submodule names, replaced
+        by ``nn.Identity``).
 
     Example:
 
@@ -158,22 +171,40 @@ def ablate_model(
             assert [layer.name for layer in model.layers][1:] == ["hidden_1", "price"]
     """
     arm = as_arm(trial_or_arm)
-    keras = import_keras()
-    if not isinstance(model, keras.Model):
+    if not is_torch_module(model) and not _is_keras_model(model):
         if not callable(model):
             raise TypeError(
-                "Expected a keras.Model or a function that builds one, but got "
-                f"{type(model).__name__}."
+                "Expected a torch.nn.Module, a keras.Model or a function that builds one, but "
+                f"got {type(model).__name__}."
             )
         build: Callable[[], Any] = model
         model = build()
-        if not isinstance(model, keras.Model):
-            raise TypeError(
-                f"The model-building function returned {type(model).__name__}, not a keras.Model."
+    if is_torch_module(model):
+        if not copy_weights:
+            raise ValueError(
+                "copy_weights=False is for Keras models; to initialize a PyTorch model anew, "
+                "pass a function that builds it."
             )
+        if not arm.layers:
+            return model
+        return remove_modules(model, arm.layers, example_input=example_input)
+    if example_input is not None:
+        raise ValueError("example_input is for PyTorch models; a Keras model knows its shapes.")
+    keras = import_keras()
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"The model-building function returned {type(model).__name__}, not a "
+            "torch.nn.Module or a keras.Model."
+        )
     if not arm.layers:
         return model
     return remove_layers(model, arm.layers, copy_weights=copy_weights)
+
+
+def _is_keras_model(model: Any) -> bool:
+    """Whether ``model`` is a ``keras.Model`` (without importing Keras)."""
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.Model)
 
 
 def _is_functional(model: Any) -> bool:

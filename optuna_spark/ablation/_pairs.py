@@ -1,4 +1,4 @@
-"""Bookkeeping of a LOCO study's (arm, repeat) pairs, for :class:`LOCOSampler`.
+"""Bookkeeping of an ablation study's (arm, repeat) pairs, for :class:`AblationSampler`.
 
 Which pairs the study's trials have taken (:func:`scan_trials`), which pair to hand out next
 (:func:`choose_pair`), the value a trial's pair gives a parameter (:func:`assigned_value`) and
@@ -9,7 +9,9 @@ their own: the sampler reads the trials, holds the lock and logs.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from collections.abc import Set
 from typing import Any
@@ -28,32 +30,50 @@ Pair = tuple[str, int]  # (arm label, repeat)
 
 @dataclasses.dataclass
 class StudyScan:
-    """What a LOCO study's trials say about its (arm, repeat) pairs.
+    """What an ablation study's trials say about its (arm, repeat) pairs.
 
     Attributes:
-        taken: Pairs of the sampler held by a running or finished trial.
+        taken: Pairs held by a running or finished trial.
         finished: Those of ``taken`` whose trial has finished.
+        values: The value of each completed pair (the first objective value).
+        running: Ids of the trials that hold a pair and still run.
         seeds: The seed already recorded in the study for each repeat (the first one found).
         n_waiting: How many trials wait in the queue (``enqueue_trial``, a retry).
     """
 
     taken: set[Pair]
     finished: set[Pair]
+    values: dict[Pair, float]
+    running: set[int]
     seeds: dict[int, int]
     n_waiting: int
 
+    def finish(self, trial: FrozenTrial, state: TrialState, value: float | None) -> None:
+        """Count ``trial`` as finished, as the storage will once ``after_trial`` returns."""
+        label, repeat = trial.system_attrs.get(a.SYS_ARM), trial.system_attrs.get(a.SYS_REPEAT)
+        self.running.discard(trial._trial_id)
+        if label is None or repeat is None:
+            return
+        pair = (str(label), int(repeat))
+        self.finished.add(pair)
+        if state == TrialState.COMPLETE and value is not None:
+            self.values.setdefault(pair, float(value))
 
-def scan_trials(trials: Iterable[FrozenTrial], pairs: Set[Pair]) -> StudyScan:
+
+def scan_trials(
+    trials: Iterable[FrozenTrial], overrides: Mapping[int, tuple[TrialState, float | None]]
+) -> StudyScan:
     """Pairs taken by a running or finished trial, and other facts of the study.
 
     Args:
         trials: Every trial of the study.
-        pairs: The sampler's (arm, repeat) pairs; a trial holding another pair takes none.
+        overrides: The state and value of trials that this process has just finished but the
+            storage may still show as running, by trial id.
 
     Returns:
         The study's :class:`StudyScan`.
     """
-    scan = StudyScan(set(), set(), {}, 0)
+    scan = StudyScan(set(), set(), {}, set(), {}, 0)
     for t in trials:
         if t.state == TrialState.WAITING:
             scan.n_waiting += 1
@@ -62,14 +82,21 @@ def scan_trials(trials: Iterable[FrozenTrial], pairs: Set[Pair]) -> StudyScan:
         repeat = t.system_attrs.get(a.SYS_REPEAT)
         if label is None or repeat is None:
             continue
-        repeat = int(repeat)
-        if (label, repeat) in pairs:
-            scan.taken.add((label, repeat))
-            if t.state.is_finished():
-                scan.finished.add((label, repeat))
+        pair = (str(label), int(repeat))
+        scan.taken.add(pair)
+        state: TrialState = t.state
+        value = t.values[0] if t.values else None
+        if state == TrialState.RUNNING and t._trial_id in overrides:
+            state, value = overrides[t._trial_id]
+        if state.is_finished():
+            scan.finished.add(pair)
+            if state == TrialState.COMPLETE and value is not None and math.isfinite(value):
+                scan.values.setdefault(pair, float(value))
+        else:
+            scan.running.add(t._trial_id)
         seed = t.system_attrs.get(a.SYS_SEED)
         if seed is not None:
-            scan.seeds.setdefault(repeat, int(seed))
+            scan.seeds.setdefault(pair[1], int(seed))
     return scan
 
 
@@ -127,17 +154,26 @@ def assigned_value(trial: FrozenTrial, param_name: str, distribution: BaseDistri
         raise optuna.TrialPruned(a.SURPLUS_MESSAGE)
     if a.SYS_ARM not in system_attrs:
         raise ValueError(
-            f"Trial {trial.number} has no LOCO assignment: every parameter must be given "
-            "when a trial of a LOCOSampler study is enqueued."
+            f"Trial {trial.number} has no ablation assignment: every parameter must be given "
+            "when a trial of an ablation study is enqueued."
         )
+    params = system_attrs.get(a.SYS_PARAMS)
     if param_name == a.PARAM_ARM:
         value: Any = system_attrs[a.SYS_ARM]
     elif param_name == a.PARAM_REPEAT:
         value = system_attrs[a.SYS_REPEAT]
+    elif params is not None and param_name in params:
+        value = params[param_name]
+    elif params is not None:
+        raise ValueError(
+            f"The objective suggested {param_name!r}, which neither configuration of this "
+            f"ablation path sets (it sets {sorted(params)}). Suggest only the parameters of "
+            "the tuned study."
+        )
     else:
         raise ValueError(
-            f"LOCOSampler only samples {a.PARAM_ARM!r} and {a.PARAM_REPEAT!r}, but the "
-            f"objective suggested {param_name!r}. Keep every other parameter fixed in an "
+            f"An ablation sampler only samples {a.PARAM_ARM!r} and {a.PARAM_REPEAT!r}, but "
+            f"the objective suggested {param_name!r}. Keep every other parameter fixed in an "
             "ablation (or enqueue it with study.enqueue_trial)."
         )
     try:
@@ -147,8 +183,13 @@ def assigned_value(trial: FrozenTrial, param_name: str, distribution: BaseDistri
         contained = False
     if not contained:
         raise ValueError(
-            f"The LOCO assignment {param_name}={value!r} is not in the suggested "
-            f"distribution {distribution}; suggest it with get_arm(trial)."
+            f"The ablation's assignment {param_name}={value!r} is not in the suggested "
+            f"distribution {distribution}"
+            + (
+                "; suggest it with get_arm(trial)."
+                if params is None
+                else ": suggest each parameter as the tuned study did."
+            )
         )
     return value
 

@@ -22,12 +22,18 @@ _BASE_COLOR = "rgb(150, 150, 150)"
 _SIGNIFICANT_COLOR = "rgb(66, 146, 198)"  # optuna.visualization's bar colour
 _NOT_SIGNIFICANT_COLOR = "rgb(198, 219, 239)"
 
-#: The bars' groups, one trace each, in the legend's order: (name, colour, whether a row is in).
-_GROUPS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
-    ("base", _BASE_COLOR, lambda r: r.arm == "base"),
-    ("significant", _SIGNIFICANT_COLOR, lambda r: r.arm != "base" and r.significant),
-    ("not significant", _NOT_SIGNIFICANT_COLOR, lambda r: r.arm != "base" and not r.significant),
-)
+
+def _groups(reference: str) -> tuple[tuple[str, str, Callable[[Any], bool]], ...]:
+    """The bars' groups, one trace each, in the legend's order: (name, colour, membership)."""
+    return (
+        (reference, _BASE_COLOR, lambda r: r.arm == reference),
+        ("significant", _SIGNIFICANT_COLOR, lambda r: r.arm != reference and r.significant),
+        (
+            "not significant",
+            _NOT_SIGNIFICANT_COLOR,
+            lambda r: r.arm != reference and not r.significant,
+        ),
+    )
 
 
 def plot_ablation(
@@ -82,15 +88,16 @@ def plot_ablation(
     report = ablation_report(
         study, target=target, direction=direction, confidence=confidence, alpha=alpha
     )
+    reference = str(report.attrs["reference"])
     rows = list(report.itertuples(index=False))[::-1]  # plotly draws the first bar lowest
     fig = go.Figure()
-    for name, color, member in _GROUPS:
+    for name, color, member in _groups(reference):
         chosen = [r for r in rows if member(r)]
         if chosen:
-            fig.add_trace(_bars(name, color, chosen, confidence))
-    _add_base_line(fig, report)
+            fig.add_trace(_bars(name, color, chosen, confidence, reference))
+    _add_base_line(fig, report, reference)
     fig.update_layout(
-        title="LOCO Ablation",
+        title="Ablation",
         xaxis_title=target_name,
         yaxis_title="Arm",
         yaxis={"categoryorder": "array", "categoryarray": [r.arm for r in rows]},
@@ -100,7 +107,7 @@ def plot_ablation(
     return fig
 
 
-def _bars(name: str, color: str, rows: list[Any], confidence: float) -> go.Bar:
+def _bars(name: str, color: str, rows: list[Any], confidence: float, reference: str) -> go.Bar:
     """One trace of horizontal bars: the rows' means, with error bars, labels and hover text."""
     import plotly.graph_objects as go
 
@@ -116,24 +123,24 @@ def _bars(name: str, color: str, rows: list[Any], confidence: float) -> go.Bar:
             "array": [_nan0(r.ci_high - r.mean) for r in rows],
             "arrayminus": [_nan0(r.mean - r.ci_low) for r in rows],
         },
-        text=[_label(r) for r in rows],
+        text=[_label(r, reference) for r in rows],
         # Inside the bar, at its start: the error bar extends from the bar's end.
         textposition="inside",
         insidetextanchor="start",
-        hovertext=[_hover(r, confidence) for r in rows],
+        hovertext=[_hover(r, confidence, reference) for r in rows],
         hovertemplate="%{hovertext}<extra></extra>",
     )
 
 
-def _add_base_line(fig: go.Figure, report: pd.DataFrame) -> None:
-    """A dashed vertical line at the base's mean, when the report has one."""
-    base = report[report["arm"] == "base"]
+def _add_base_line(fig: go.Figure, report: pd.DataFrame, reference: str) -> None:
+    """A dashed vertical line at the reference's mean, when the report has one."""
+    base = report[report["arm"] == reference]
     if len(base) and math.isfinite(base["mean"].iloc[0]):
         fig.add_vline(
             x=float(base["mean"].iloc[0]),
             line_dash="dash",
             line_color=_BASE_COLOR,
-            annotation_text="base",
+            annotation_text=reference,
         )
 
 
@@ -141,20 +148,22 @@ def _nan0(x: float) -> float:
     return x if math.isfinite(x) else 0.0
 
 
-def _label(r: Any) -> str:
-    if r.arm == "base" or not math.isfinite(r.diff):
+def _label(r: Any, reference: str) -> str:
+    if r.arm == reference or not math.isfinite(r.diff):
         return ""
     return f"{r.diff:+.3g}{' *' if r.significant else ''}"
 
 
-def _hover(r: Any, confidence: float) -> str:
+def _hover(r: Any, confidence: float, reference: str) -> str:
     lines = [
         f"<b>{r.arm}</b>",
         f"n = {r.n}",
         f"mean = {r.mean:.4g} ({confidence:.0%} CI {r.ci_low:.4g} to {r.ci_high:.4g})",
     ]
-    if r.arm != "base":
-        lines.append(f"difference from base = {r.diff:+.4g}")
+    if r.arm != reference:
+        lines.append(f"difference from {reference} = {r.diff:+.4g}")
+        if r.finding:
+            lines.append(r.finding)
         if r.test:
             lines.append(f"{r.test} test: p = {r.p_value:.3g}, Holm-adjusted p = {r.p_holm:.3g}")
     return "<br>".join(lines)

@@ -1,9 +1,11 @@
-"""``LOCOSampler``: a leave-one-component-out ablation, as the search space of an Optuna study."""
+"""``AblationSampler``: runs an :class:`AblationPolicy` as the search space of an Optuna study."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import math
 import threading
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -16,150 +18,136 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import IntDistribution
 from optuna.samplers import BaseSampler
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_spark import _optuna_adapter as optuna_adapter
 from optuna_spark.ablation import _arms as a
-from optuna_spark.ablation._arm_specs import arm_specs
-from optuna_spark.ablation._arm_specs import check_repeats_and_seed
+from optuna_spark.ablation import _sequential as seq
+from optuna_spark.ablation._arm_specs import ArmSpec
+from optuna_spark.ablation._arm_specs import check_repeats
+from optuna_spark.ablation._arm_specs import check_seed
+from optuna_spark.ablation._imports import import_ablation_dependency
 from optuna_spark.ablation._pairs import Pair
 from optuna_spark.ablation._pairs import StudyScan
 from optuna_spark.ablation._pairs import assigned_value
 from optuna_spark.ablation._pairs import choose_pair
 from optuna_spark.ablation._pairs import repeat_seeds
 from optuna_spark.ablation._pairs import scan_trials
+from optuna_spark.ablation._policy import AblationHistory
+from optuna_spark.ablation._policy import AblationPolicy
 
 if TYPE_CHECKING:
     from optuna.study import Study
 
 _logger = logging.getLogger(__name__)
 
+#: How long a thread waiting for a running trial re-reads the storage at the latest (trials of
+#: this process wake it at once; this is for trials finished by another process).
+_POLL = 1.0
 
-class LOCOSampler(BaseSampler):
-    """Leave-one-component-out ablation: each trial runs one arm, each arm ``n_repeats`` times.
 
-    The arms are the base configuration (nothing left out) and one arm per feature, Keras
-    layer, group of layers and named component. Each (arm, repeat) is handed out exactly once,
-    repeat by repeat, and the study stops by itself when all have run. Repeat ``r`` of every
-    arm gets the same seed (arms are *paired*), so that :func:`ablation_report` can compare
-    each arm with the base seed by seed.
+@dataclasses.dataclass
+class _Plan:
+    """What may run now: the policy's arms, each one's repeats, and the free pairs."""
 
-    The sampler keeps its state in the study's storage, like
-    :class:`~optuna.samplers.GridSampler`: ``before_trial`` records the assignment in the
-    trial's system attributes, and in its user attributes (``loco_arm``, ``loco_kind``,
-    ``loco_name``, ``loco_repeat``, ``loco_seed``, ...) where optuna-dashboard and
-    ``trials_dataframe()`` show it. An (arm, repeat) is taken as soon as a trial holding it runs,
-    whatever that trial's outcome (a failed arm is not re-run; the report counts the trials
-    that completed).
+    arms: dict[str, ArmSpec]
+    free: list[Pair]
+    must_wait: bool
 
-    Exactness: assignment is serialized by a lock, so one process hands out each (arm, repeat)
-    once, with ``study.optimize(..., n_jobs=k)`` as well as on Spark through
-    :class:`optuna_spark.SparkExecutor` (whose driver asks for every trial, and consults
-    :meth:`is_exhausted` first). In plain ``study.optimize`` the sampler calls ``study.stop()``
-    as soon as the last (arm, repeat) is handed out; the running trials still finish. A thread
-    that was already asking for a trial at that moment gets a *surplus* trial, which runs
-    nothing: :func:`get_arm` raises ``optuna.TrialPruned`` (user attribute ``loco_surplus``), so
-    it ends at once as PRUNED without a ``loco_arm``. The same happens when a finished
-    ablation study is optimized again. Several processes that share a storage, each with its
-    own sampler, may occasionally run an (arm, repeat) twice, as with ``GridSampler``; so may
-    a trial enqueued with its ``loco_arm`` and ``loco_repeat`` (a retry), which is run as asked
-    and marked ``loco_duplicate``.
 
-    The objective reads its arm with :func:`get_arm` (which also suggests the ``loco_arm`` and
-    ``loco_repeat`` parameters, so the arm is one of the trial's params) and builds its data
-    and model with :func:`ablate_data` and :func:`ablate_model`. It should suggest nothing
-    else: the point of an ablation is that everything but the left-out component stays fixed.
+class AblationSampler(BaseSampler):
+    """Runs an ablation policy: each of its arms ``n_repeats`` times, with paired seeds.
+
+    Each (arm, repeat) is handed out exactly once, repeat by repeat, and the study stops by
+    itself when the policy has nothing more to run; :class:`LOCOSampler` describes these
+    guarantees (it is this sampler with the leave-one-out policy). Repeat ``r`` of every arm
+    gets the same seed, so arms are compared seed by seed.
+
+    With an adaptive policy, workers that ask while the policy waits for results wait for a
+    running trial to finish; with ``n_repeats=(low, high)``, an arm gets more than ``low``
+    repeats only while its paired difference from the policy's reference arm is undecided (see
+    the docs' statistics section: a t-test at each of a few looks, at level
+    ``alpha / (arms * looks)``).
 
     Args:
-        features: Input features to leave out, one arm each.
-        layers: Names of Keras layers to leave out, one arm each.
-        layer_groups: Groups of layers left out together, one arm each: a mapping from the
-            group's name to a list of layer names (an entry ending in ``*`` matches every layer
-            whose name starts with what precedes it), or to a single string, a name prefix.
-        components: Any other named components the objective can switch off (a data
-            augmentation, a loss term, a trick), one arm each; see :func:`is_enabled`.
-        n_repeats: How many times each arm runs, with seeds shared across arms.
-        include_base: Whether to run the base arm (nothing left out). Without it the report
-            cannot compare the arms with the base.
-        seed: Seed from which the repeats' seeds derive. ``None`` draws one at random (give a
-            seed to reproduce a study).
+        policy: What to run: an :class:`AblationPolicy` (LOCO, leave-one-in, the ablation path,
+            or your own).
+        n_repeats: How many times each arm runs (an int), or ``(low, high)``: adaptive repeats,
+            from ``low`` for every arm up to ``high`` for arms still undecided.
+        seed: Seed from which the repeats' seeds derive. ``None`` draws one at random.
+        alpha: Family-wise error rate of the adaptive repeats' decisions.
+        min_effect: With adaptive repeats, a difference from the reference smaller than this
+            (in objective units) is *negligible*: such an arm stops getting repeats once its
+            interval lies within ``(-min_effect, min_effect)``.
+        futility: With adaptive repeats, also stop an arm whose effect is confidently smaller
+            than what ``high`` repeats could detect (it cannot add false discoveries).
 
-    Example:
-
-        .. testcode::
-
-            import numpy as np
-            import optuna
-            from optuna_spark.ablation import LOCOSampler
-            from optuna_spark.ablation import ablation_report
-            from optuna_spark.ablation import get_arm
-
-            EFFECTS = {"area": 3.0, "rooms": 1.0, "noise": 0.0}
-
-
-            def objective(trial):
-                arm = get_arm(trial)
-                rng = np.random.default_rng(arm.seed)
-                loss = 1.0 + EFFECTS.get(arm.feature or "", 0.0)
-                return loss + rng.normal(0.0, 0.1)
-
-
-            sampler = LOCOSampler(features=["area", "rooms", "noise"], n_repeats=3, seed=1)
-            study = optuna.create_study(sampler=sampler)
-            study.optimize(objective)  # ends by itself after 4 arms x 3 repeats
-            report = ablation_report(study)
-            assert list(report["arm"])[:3] == ["base", "feature:area", "feature:rooms"]
+    Raises:
+        ValueError: Adaptive repeats with a policy that has no reference arm or whose arms
+            depend on results, or an invalid ``alpha`` or ``min_effect``.
     """
 
     def __init__(
         self,
+        policy: AblationPolicy,
         *,
-        features: Sequence[str] = (),
-        layers: Sequence[str] = (),
-        layer_groups: Mapping[str, str | Sequence[str]] | None = None,
-        components: Sequence[str] = (),
-        n_repeats: int = 1,
-        include_base: bool = True,
+        n_repeats: int | tuple[int, int] = 1,
         seed: int | None = None,
+        alpha: float = 0.05,
+        min_effect: float | None = None,
+        futility: bool = True,
     ) -> None:
-        n_repeats, seed = check_repeats_and_seed(n_repeats, seed)
-        self._specs = arm_specs(
-            features=features,
-            layers=layers,
-            layer_groups=layer_groups,
-            components=components,
-            include_base=include_base,
-        )
-        self._labels = tuple(self._specs)
-        self._n_repeats = n_repeats
-        self._pairs: list[Pair] = [(lb, r) for r in range(self._n_repeats) for lb in self._labels]
-        self._pair_set = frozenset(self._pairs)
-        self._seed = seed
-        self._seeds = repeat_seeds(self._seed, self._n_repeats)
+        if not isinstance(policy, AblationPolicy):
+            raise TypeError(
+                f"policy must be an optuna_spark.ablation.AblationPolicy, but got "
+                f"{type(policy).__name__}."
+            )
+        self._policy = policy
+        self._low, self._high = check_repeats(n_repeats)
+        self._adaptive_repeats = self._low != self._high
+        if self._adaptive_repeats:
+            _check_adaptive_repeats(policy, alpha, min_effect)
+        self._alpha, self._min_effect, self._futility = alpha, min_effect, futility
+        self._seed = check_seed(seed)
+        self._seeds = repeat_seeds(self._seed, self._high)
+        self._known: dict[str, ArmSpec] = {}
+        self._static = None if policy.adaptive else self._checked(policy.arms(_empty(self)))
         self._lock = threading.Lock()
+        self._finished = threading.Condition(self._lock)
+        self._mine: set[int] = set()  # trials this sampler object handed out (in this process)
+        self._ended: dict[int, tuple[TrialState, float | None]] = {}  # told, maybe not stored
 
     def __getstate__(self) -> dict[Any, Any]:
         state = self.__dict__.copy()
-        del state["_lock"]
+        for key in ("_lock", "_finished", "_mine", "_ended"):
+            del state[key]
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._finished = threading.Condition(self._lock)
+        self._mine, self._ended = set(), {}
 
     # -----------------------------------------------------------------------------------------
     # Public.
 
     @property
-    def arms(self) -> tuple[str, ...]:
-        """The arms' labels in hand-out order: ``"base"``, ``"feature:area"``, ..."""
-        return self._labels
+    def policy(self) -> AblationPolicy:
+        """The policy this sampler runs."""
+        return self._policy
 
     @property
-    def n_repeats(self) -> int:
-        """How many times each arm runs."""
-        return self._n_repeats
+    def arms(self) -> tuple[str, ...]:
+        """The arms' labels in hand-out order (those known so far, for an adaptive policy)."""
+        return tuple(self._static or self._known)
+
+    @property
+    def n_repeats(self) -> int | tuple[int, int]:
+        """How many times each arm runs: an int, or ``(low, high)`` for adaptive repeats."""
+        return (self._low, self._high) if self._adaptive_repeats else self._high
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -168,25 +156,35 @@ class LOCOSampler(BaseSampler):
 
     @property
     def n_trials(self) -> int:
-        """How many trials the ablation takes: arms times repeats."""
-        return len(self._pairs)
+        """How many trials the known arms take at most: arms times (the most) repeats."""
+        return len(self.arms) * self._high
 
     def is_exhausted(self, study: Study) -> bool:
-        """Whether every (arm, repeat) has been handed out (running or finished).
+        """Whether nothing more will be handed out: every (arm, repeat) is running or finished,
+        and the policy will add nothing (nothing of an adaptive one still runs).
 
-        A driver that hands out trials one at a time (such as :class:`optuna_spark.SparkExecutor`)
-        asks this before each trial and stops handing out trials once it is ``True``. A trial
-        waiting in the queue (``enqueue_trial``, a retry) keeps it ``False`` until it starts.
+        A driver that hands out trials one at a time (:class:`optuna_spark.SparkExecutor`) asks
+        this before each trial. A trial waiting in the queue keeps it ``False``.
         """
-        scan = self._scan(study)
-        return scan.n_waiting == 0 and len(scan.taken) == len(self._pair_set)
+        scan, plan = self._look(study)
+        return scan.n_waiting == 0 and not plan.free and not plan.must_wait
+
+    def must_wait(self, study: Study) -> bool:
+        """Whether a trial asked for now would have to wait for a running trial to finish.
+
+        That happens with an adaptive policy or adaptive repeats, when what comes next depends
+        on results not in yet. A driver (:class:`optuna_spark.SparkExecutor`) asks this first
+        and keeps the worker waiting instead of making a trial.
+        """
+        scan, plan = self._look(study)
+        return scan.n_waiting == 0 and plan.must_wait
 
     def fixed_trial(self, arm: str = a.BASE, repeat: int = 0) -> FrozenTrial:
         """A trial of ``arm`` and ``repeat`` to run an objective by hand, without a study.
 
         Args:
             arm: An arm's label, as in :attr:`arms` (``"base"``, ``"feature:area"``, ...).
-            repeat: The repeat, from 0 to ``n_repeats - 1``.
+            repeat: The repeat, from 0 to the most repeats minus one.
 
         Returns:
             A ``FrozenTrial`` whose ``suggest_*`` and ``user_attrs`` are those a study would
@@ -203,15 +201,19 @@ class LOCOSampler(BaseSampler):
                 arm = get_arm(sampler.fixed_trial("feature:rooms", repeat=1))
                 assert (arm.feature, arm.repeat, arm.seed) == ("rooms", 1, sampler.seeds[1])
         """
-        if arm not in self._specs:
-            raise ValueError(f"Unknown arm {arm!r}; the arms are {list(self._labels)}.")
-        if isinstance(repeat, bool) or not 0 <= repeat < self._n_repeats:
-            raise ValueError(f"repeat must be in [0, {self._n_repeats - 1}], but got {repeat=}.")
+        if arm not in self._known:
+            raise ValueError(f"Unknown arm {arm!r}; the arms are {list(self.arms)}.")
+        if isinstance(repeat, bool) or not 0 <= repeat < self._high:
+            raise ValueError(f"repeat must be in [0, {self._high - 1}], but got {repeat=}.")
+        spec = self._known[arm]
         return optuna.trial.create_trial(
             state=TrialState.RUNNING,
-            params={a.PARAM_ARM: arm, a.PARAM_REPEAT: repeat},
+            params={a.PARAM_ARM: arm, a.PARAM_REPEAT: repeat}
+            if self._static is not None
+            else {a.PARAM_REPEAT: repeat},
             distributions=self._distributions(),
-            user_attrs=self._user_attrs(arm, repeat, self._seeds[repeat]),
+            user_attrs=self._user_attrs(spec, repeat, self._seeds[repeat]),
+            system_attrs={} if spec.params is None else {a.SYS_PARAMS: dict(spec.params)},
         )
 
     # -----------------------------------------------------------------------------------------
@@ -246,20 +248,28 @@ class LOCOSampler(BaseSampler):
         with self._lock:
             # Reading what is taken and recording this trial's pair happen under one lock, so
             # that two threads of this process never take the same pair.
-            scan = self._scan(study)
-            pair = self._choose(trial.number, scan.taken, fixed)
+            while True:
+                scan, plan = self._look(study)
+                pair = self._choose(trial.number, plan, scan.taken, fixed)
+                if pair is not None or not plan.must_wait or scan.n_waiting:
+                    break
+                self._finished.wait(_POLL)  # for a running trial whose result decides
             if pair is None:
                 user_attrs: dict[str, Any] = {a.ATTR_SURPLUS: True}
                 storage.set_trial_system_attr(trial_id, a.SYS_SURPLUS, True)
-                self._log_surplus(trial.number, scan)
+                self._log_surplus(trial.number, scan, plan)
             else:
                 label, repeat = pair
+                spec = plan.arms.get(label) or self._known[label]
                 seed = int(scan.seeds.get(repeat, self._seeds[repeat]))
                 storage.set_trial_system_attr(trial_id, a.SYS_REPEAT, repeat)
                 storage.set_trial_system_attr(trial_id, a.SYS_SEED, seed)
+                if spec.params is not None:
+                    storage.set_trial_system_attr(trial_id, a.SYS_PARAMS, dict(spec.params))
                 # The arm last: a reader that sees it (without the lock) sees the rest.
                 storage.set_trial_system_attr(trial_id, a.SYS_ARM, label)
-                user_attrs = self._user_attrs(label, repeat, seed)
+                self._mine.add(trial_id)
+                user_attrs = self._user_attrs(spec, repeat, seed)
                 if pair in scan.taken:
                     user_attrs[a.ATTR_DUPLICATE] = True
             for key, value in user_attrs.items():
@@ -267,8 +277,8 @@ class LOCOSampler(BaseSampler):
                 # ``optuna.Trial.user_attrs`` reads the frozen trial it passed us, not the
                 # storage; without this the objective would not see its arm.
                 trial.user_attrs[key] = value
-            all_started = pair is None or len(scan.taken | {pair}) == len(self._pair_set)
-        if all_started and scan.n_waiting == 0:
+            last = pair is None or (self._static_final() and plan.free in ([], [pair]))
+        if last and scan.n_waiting == 0:
             # No thread should ask for one trial too many: stop now; the running trials still
             # finish (a driver treats a stop from inside ``ask`` as the sampler's, too).
             _stop(study)
@@ -280,35 +290,144 @@ class LOCOSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
+        with self._lock:
+            trial_id = optuna_adapter.trial_id_of(trial)
+            self._ended[trial_id] = (state, values[0] if values else None)
+            scan, plan = self._look(study)
+            self._finished.notify_all()
         if state == TrialState.FAIL:
             # A failure may be retried (the driver's ``retry_lost_trials``,
             # ``RetryFailedTrialCallback``), which enqueues the retry only after this call.
             # Without a retry the study still ends: a driver once nothing runs, and
             # ``Study.optimize`` already stopped when the last (arm, repeat) went out.
             return
-        scan = self._scan(study)
-        label = trial.system_attrs.get(a.SYS_ARM)
-        if label is not None:
-            scan.finished.add((label, int(trial.system_attrs[a.SYS_REPEAT])))  # not yet stored
-        if scan.n_waiting == 0 and self._pair_set <= scan.finished:
+        if scan.n_waiting == 0 and not plan.free and not scan.running & self._mine:
             _stop(study)
 
     # -----------------------------------------------------------------------------------------
     # Internals.
 
-    def _scan(self, study: Study) -> StudyScan:
-        """Pairs taken by a running or finished trial, and other facts of the study."""
+    def _look(self, study: Study) -> tuple[StudyScan, _Plan]:
+        """The study's pairs, and what the policy and the repeats allow to run now."""
         storage, study_id = optuna_adapter.storage_of(study), optuna_adapter.study_id_of(study)
-        scan = scan_trials(storage.get_all_trials(study_id, deepcopy=False), self._pair_set)
+        scan = scan_trials(storage.get_all_trials(study_id, deepcopy=False), self._ended)
         self._keep_recorded_seeds(scan.seeds)
-        return scan
+        if self._static is not None:
+            arms = self._static
+        else:
+            arms = self._checked(self._policy.arms(self._history(study, scan)))
+        wanted = (
+            self._adaptive_wanted(study, scan, arms)
+            if self._adaptive_repeats
+            else dict.fromkeys(arms, self._high)
+        )
+        free = [
+            (label, r)
+            for r in range(self._high)
+            for label in arms
+            if r < wanted[label] and (label, r) not in scan.taken
+        ]
+        adaptive = self._adaptive_repeats or self._static is None
+        must_wait = adaptive and not free and bool(scan.running & self._mine)
+        return scan, _Plan(arms, free, must_wait)
+
+    def _static_final(self) -> bool:
+        return self._static is not None and not self._adaptive_repeats
+
+    def _history(self, study: Study, scan: StudyScan) -> AblationHistory:
+        values: dict[str, dict[int, float]] = {}
+        for (label, repeat), value in scan.values.items():
+            values.setdefault(label, {})[repeat] = value
+        n_finished: dict[str, int] = {}
+        for label, _ in scan.finished:
+            n_finished[label] = n_finished.get(label, 0) + 1
+        n_running: dict[str, int] = {}
+        for label, _ in scan.taken - scan.finished:
+            n_running[label] = n_running.get(label, 0) + 1
+        minimize = study.directions[0] == StudyDirection.MINIMIZE
+        return AblationHistory(minimize, values, n_finished, n_running, self._high)
+
+    def _adaptive_wanted(
+        self, study: Study, scan: StudyScan, arms: Mapping[str, ArmSpec]
+    ) -> dict[str, int]:
+        """Repeats each arm may have now: one more than taken while undecided."""
+        reference = str(self._policy.reference)
+        storage, study_id = optuna_adapter.storage_of(study), optuna_adapter.study_id_of(study)
+        recorded = storage.get_study_system_attrs(study_id)
+        ref_values = {r: v for (lb, r), v in scan.values.items() if lb == reference}
+        others = [lb for lb in arms if lb != reference]
+        wanted: dict[str, int] = {}
+        for label in others:
+            taken = [r for lb, r in scan.taken if lb == label]
+            n_taken = max(taken, default=-1) + 1
+            key = a.SYS_DECISION + label
+            if key in recorded:
+                wanted[label] = n_taken
+                continue
+            values = {r: v for (lb, r), v in scan.values.items() if lb == label}
+            d = seq.paired_differences(values, ref_values)
+            settled = n_taken >= self._high and all(
+                (lb, r) in scan.finished for lb in (label, reference) for r in range(self._high)
+            )
+            decision = seq.decide(
+                d,
+                low=self._low,
+                high=self._high,
+                alpha=self._alpha,
+                n_arms=len(others),
+                min_effect=self._min_effect,
+                futility=self._futility,
+                settled=settled,
+            )
+            if decision is not None:
+                storage.set_study_system_attr(study_id, key, decision.to_attr())
+                wanted[label] = n_taken
+            else:
+                wanted[label] = min(self._high, max(self._low, n_taken + 1))
+        taken_ref = max((r for lb, r in scan.taken if lb == reference), default=-1) + 1
+        wanted[reference] = max([self._low if others else 0, taken_ref, *wanted.values()])
+        return wanted
+
+    def _checked(self, specs: Sequence[ArmSpec]) -> dict[str, ArmSpec]:
+        """The policy's arms by label, checked against the catalog and what it said before."""
+        arms: dict[str, ArmSpec] = {}
+        for spec in specs:
+            if not isinstance(spec, ArmSpec):
+                raise TypeError(
+                    f"{type(self._policy).__name__}.arms() must return ArmSpec objects, but "
+                    f"returned {spec!r}."
+                )
+            if spec.label in arms:
+                raise ValueError(
+                    f"{type(self._policy).__name__}.arms() returned the label {spec.label!r} "
+                    "twice; each arm needs its own label."
+                )
+            if spec.params is None:
+                self._policy.catalog.check(spec)
+            known = self._known.get(spec.label)
+            if known is not None and known != spec:
+                raise ValueError(
+                    f"{type(self._policy).__name__}.arms() changed arm {spec.label!r} from "
+                    f"{known} to {spec}; an arm's label must keep meaning the same arm."
+                )
+            arms[spec.label] = spec
+        missing = [lb for lb in self._known if lb not in arms]
+        if missing:
+            raise ValueError(
+                f"{type(self._policy).__name__}.arms() no longer returns {missing}; a policy "
+                "must keep returning the arms it returned before."
+            )
+        if not arms:
+            raise ValueError(f"{type(self._policy).__name__}.arms() returned no arm to run.")
+        self._known.update(arms)
+        return arms
 
     def _keep_recorded_seeds(self, recorded: Mapping[int, int]) -> None:
         """Use the seeds the study already ran with, so that a resumed study stays paired."""
         for repeat, seed in recorded.items():
-            if repeat < self._n_repeats and seed != self._seeds[repeat] and self._seed is not None:
+            if repeat < self._high and seed != self._seeds[repeat] and self._seed is not None:
                 _logger.warning(
-                    "The study already ran repeat %d with seed %d; LOCOSampler(seed=%d) keeps "
+                    "The study already ran repeat %d with seed %d; the sampler (seed=%d) keeps "
                     "using it (instead of %d) so that arms stay paired.",
                     repeat,
                     seed,
@@ -317,20 +436,22 @@ class LOCOSampler(BaseSampler):
                 )
                 self._seeds[repeat] = seed
 
-    def _choose(self, number: int, taken: set[Pair], fixed: Mapping[str, Any]) -> Pair | None:
+    def _choose(
+        self, number: int, plan: _Plan, taken: set[Pair], fixed: Mapping[str, Any]
+    ) -> Pair | None:
         want_arm = fixed.get(a.PARAM_ARM)
         want_repeat = fixed.get(a.PARAM_REPEAT)
-        if want_arm is not None and want_arm not in self._specs:
+        if want_arm is not None and want_arm not in self._known:
             _logger.warning(
                 "Trial %d was enqueued with %s=%r, which is not an arm of this sampler (%s).",
                 number,
                 a.PARAM_ARM,
                 want_arm,
-                list(self._labels),
+                list(self._known),
             )
             want_arm = None
         if want_repeat is not None and not (
-            isinstance(want_repeat, (int, np.integer)) and 0 <= want_repeat < self._n_repeats
+            isinstance(want_repeat, (int, np.integer)) and 0 <= want_repeat < self._high
         ):
             _logger.warning(
                 "Trial %d was enqueued with %s=%r, which is not a repeat of this sampler.",
@@ -339,13 +460,16 @@ class LOCOSampler(BaseSampler):
                 want_repeat,
             )
             want_repeat = None
-        return choose_pair(self._pairs, taken, want_arm, want_repeat)
+        if want_arm is None and want_repeat is None:
+            return plan.free[0] if plan.free else None
+        every = [(lb, r) for r in range(self._high) for lb in self._known]
+        return choose_pair(every, taken, want_arm, want_repeat)
 
-    def _log_surplus(self, number: int, scan: StudyScan) -> None:
-        if scan.finished == self._pair_set:
+    def _log_surplus(self, number: int, scan: StudyScan, plan: _Plan) -> None:
+        if not scan.running:
             _logger.warning(
-                "Trial %d is pruned without running: this LOCO study has already run every "
-                "(arm, repeat). Use a new LOCOSampler (more repeats, other arms) to run more.",
+                "Trial %d is pruned without running: this ablation study has already run "
+                "every (arm, repeat). Use a new sampler (more repeats, other arms) to run more.",
                 number,
             )
         else:
@@ -356,15 +480,57 @@ class LOCOSampler(BaseSampler):
                 number,
             )
 
-    def _user_attrs(self, label: str, repeat: int, seed: int) -> dict[str, Any]:
-        kind, name, removes = self._specs[label]
-        return a.user_attrs_for(kind, name, removes, repeat, seed, self._labels, self._n_repeats)
+    def _user_attrs(self, spec: ArmSpec, repeat: int, seed: int) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            a.ATTR_ARM: spec.label,
+            a.ATTR_KIND: spec.kind,
+            a.ATTR_NAME: _name(spec),
+            **self._policy.catalog.record(spec),
+            a.ATTR_REPEAT: repeat,
+            a.ATTR_SEED: seed,
+            a.ATTR_N_REPEATS: self._high,
+            a.ATTR_REFERENCE: self._policy.reference,
+            a.ATTR_MODE: self._policy.mode,
+        }
+        if self._static is not None:
+            attrs[a.ATTR_ARMS] = list(self._static)
+        if self._adaptive_repeats:
+            attrs[a.ATTR_ADAPTIVE] = [self._low, self._high]
+        if spec.params is not None:
+            attrs[a.ATTR_PARAMS] = dict(spec.params)
+        return attrs
 
     def _distributions(self) -> dict[str, BaseDistribution]:
-        return {
-            a.PARAM_ARM: CategoricalDistribution(self._labels),
-            a.PARAM_REPEAT: IntDistribution(0, self._n_repeats - 1),
-        }
+        out: dict[str, BaseDistribution] = {a.PARAM_REPEAT: IntDistribution(0, self._high - 1)}
+        if self._static is not None:
+            out[a.PARAM_ARM] = CategoricalDistribution(tuple(self._static))
+        return out
+
+
+def _name(spec: ArmSpec) -> str:
+    """A single-component arm's component (``"area"``); the base's and others' label."""
+    if spec.kind in a.KINDS[1:] and len(spec.left_out) == 1:
+        return spec.left_out[0]
+    return spec.label
+
+
+def _empty(sampler: AblationSampler) -> AblationHistory:
+    return AblationHistory(True, {}, {}, {}, sampler._high)
+
+
+def _check_adaptive_repeats(
+    policy: AblationPolicy, alpha: float, min_effect: float | None
+) -> None:
+    if policy.adaptive or policy.reference is None:
+        raise ValueError(
+            f"Adaptive n_repeats=(low, high) needs a policy whose arms are known in advance and "
+            f"compared with a reference arm, which {type(policy).__name__} is not; give an int."
+        )
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), but got {alpha=}.")
+    if min_effect is not None and not (math.isfinite(min_effect) and min_effect > 0):
+        raise ValueError(f"min_effect must be a positive number or None, but got {min_effect=}.")
+    import_ablation_dependency("scipy.stats")  # the decisions' t-tests: fail before any work
 
 
 def _stop(study: Study) -> None:

@@ -35,7 +35,8 @@ def check_sampling(sampling: object, sampler: BaseSampler) -> None:
 def _central_only(sampler: BaseSampler) -> str | None:
     if isinstance(sampler, (GridSampler, BruteForceSampler)):
         return "it hands out each point once and stops the study when every point is done"
-    ablation = sys.modules.get("optuna_spark.ablation._sampler")  # not loaded: not a LOCO one
-    if ablation is not None and isinstance(sampler, ablation.LOCOSampler):
+    # Not loaded: not an ablation sampler (LOCOSampler is one).
+    ablation = sys.modules.get("optuna_spark.ablation._sampler")
+    if ablation is not None and isinstance(sampler, ablation.AblationSampler):
         return "it hands out each (arm, repeat) once and ends the study when all are done"
     return None

@@ -126,35 +126,45 @@ class StudyRun(RunCore):
         pruning questions, tells and heartbeats are answered while it works. Asks are
         serialized among themselves (one seeded sampler, each grid point handed out once).
         """
-        with self._sampler_lock, optuna_adapter.in_optimize_loop(self.study):
-            with self._lock:
-                if not self._reserve():
-                    self._dismiss(worker, conn_id)
-                    return None
-            asked_at = datetime.datetime.now()
-            trial: optuna.Trial | None = None
-            try:
-                trial = self.study.ask()
-                record = worker_record(worker, self.run_id)
-                trial_id = optuna_adapter.trial_id_of(trial)
-                self._storage.set_trial_system_attr(trial_id, ATTR_WORKER, record)
-            except BaseException as e:
-                self._ask_failed(e, trial, asked_at, worker, conn_id)
-                if not isinstance(e, Exception):
-                    raise
+        while True:
+            with self._sampler_lock, optuna_adapter.in_optimize_loop(self.study):
+                with self._lock:
+                    finished = self._n_finished
+                    verdict = self._reserve()
+                    if verdict is False:
+                        self._dismiss(worker, conn_id)
+                        return None
+                if verdict:
+                    return self._ask_reserved(conn_id, worker)
+            # The sampler decides what comes next from a running trial's result: wait for it.
+            self._await_finished(finished)
+
+    def _ask_reserved(self, conn_id: int, worker: m.WorkerInfo) -> m.AskReply | None:
+        """Make the trial reserved by :meth:`_reserve` and lease it to the worker."""
+        asked_at = datetime.datetime.now()
+        trial: optuna.Trial | None = None
+        try:
+            trial = self.study.ask()
+            record = worker_record(worker, self.run_id)
+            trial_id = optuna_adapter.trial_id_of(trial)
+            self._storage.set_trial_system_attr(trial_id, ATTR_WORKER, record)
+        except BaseException as e:
+            self._ask_failed(e, trial, asked_at, worker, conn_id)
+            if not isinstance(e, Exception):
+                raise
+            return None
+        with self._lock:
+            self._asking -= 1
+            self._note_sampler_stop()
+            self._retries.started(trial_id)
+            self._leases.grant(trial_id, trial, conn_id, record)
+            if self._closing is not None:
+                # The run was closed (Ctrl-C, the job gone) while this trial was made.
+                self._end_on_driver(trial_id, self._closing, retry=False)
+                self._dismiss(worker, conn_id)
+                self._check_done()
                 return None
-            with self._lock:
-                self._asking -= 1
-                self._note_sampler_stop()
-                self._retries.started(trial_id)
-                self._leases.grant(trial_id, trial, conn_id, record)
-                if self._closing is not None:
-                    # The run was closed (Ctrl-C, the job gone) while this trial was made.
-                    self._end_on_driver(trial_id, self._closing, retry=False)
-                    self._dismiss(worker, conn_id)
-                    self._check_done()
-                    return None
-            return m.AskReply(trial_id, trial.number, self.study.study_name)
+        return m.AskReply(trial_id, trial.number, self.study.study_name)
 
     def _ask_failed(
         self,
@@ -184,15 +194,18 @@ class StudyRun(RunCore):
             self._dismiss(worker, conn_id)
             self._check_done()
 
-    def _reserve(self) -> bool:
-        """Whether a trial may start now; if so, count it in ``n_trials`` already (so that
-        ``n_trials`` stays exact and the run is not over while the trial is being made)."""
+    def _reserve(self) -> bool | None:
+        """Whether a trial may start now (``None``: not until a running trial finishes); if
+        so, count it in ``n_trials`` already (so that ``n_trials`` stays exact and the run is
+        not over while the trial is being made)."""
         if not self._may_start_trial():
             return False
         if self._state.reason is None and optuna_adapter.all_points_started(self.study):
             self._state.drain(StopReason.EXHAUSTED)
             if not self._waiting_for_retry():
                 return False
+        if self._state.reason is None and optuna_adapter.sampler_must_wait(self.study):
+            return None
         self._n_started += 1
         self._asking += 1
         return True

@@ -91,7 +91,10 @@ class RunCore:
         self._asking = 0  # asks between their reservation and their lease
         self._closing: str | None = None  # why the run was closed, for trials still being made
         self._callback_study = CallbackStudy(study, lambda: self.stop(StopReason.STUDY))
-        self._state = RunState(on_change=self.changes.notify)
+        #: Signalled when a trial finishes or the run changes state: asks that wait for a
+        #: result (an adaptive ablation) wake on it.
+        self._results = threading.Condition()
+        self._state = RunState(on_change=self._changed)
         self._leases = LeaseTable(heartbeat_grace, trial_timeout)
         self._retries = RetryPolicy(study, retry_lost_trials, n_trials)
         self._storage = optuna_adapter.storage_of(study)
@@ -201,7 +204,20 @@ class RunCore:
             fail_orphans(self.study, self.run_id)  # runs that died while this one runs
 
     # -----------------------------------------------------------------------------------------
-    # Internals; all called with the lock held.
+    # Internals; all called with the lock held, but for _await_finished.
+
+    def _changed(self) -> None:
+        self.changes.notify()
+        with self._results:
+            self._results.notify_all()
+
+    def _await_finished(self, finished: int) -> None:
+        """Wait (with no lock held) until a trial finishes after ``finished`` had, or the run
+        changes state. The bound re-checks the sampler for trials finished elsewhere."""
+        with self._results:
+            self._results.wait_for(
+                lambda: self._n_finished != finished or self._state.reason is not None, 1.0
+            )
 
     def _stamp(self) -> None:
         self._stamped = time.monotonic()
@@ -263,6 +279,8 @@ class RunCore:
             raise
         self._note_sampler_stop()
         self._n_finished += 1
+        with self._results:
+            self._results.notify_all()
         return frozen
 
     def _after_trial(self, frozen: FrozenTrial) -> None:

@@ -25,7 +25,7 @@ def loss(trial: optuna.trial.BaseTrial) -> float:
     shared = np.random.default_rng(arm.seed).normal(0.0, 1.0)  # same for every arm
     own = np.random.default_rng([arm.seed, trial.number]).normal(0.0, NOISE)
     time.sleep(0.005)
-    return 10.0 + shared + EFFECTS.get(arm.name, 0.0) + own
+    return 10.0 + shared + sum(EFFECTS.get(c, 0.0) for c in arm.left_out) + own
 
 
 def slow_loss(trial: optuna.trial.BaseTrial, n_workers: int = 4) -> float:

@@ -86,7 +86,16 @@ def test_known_effects_are_found_and_the_null_is_not() -> None:
     assert not r.loc["feature:noise", "significant"]
     assert r.loc["feature:area", "p_value"] < 1e-4
     assert r.loc["feature:noise", "p_holm"] > 0.05
-    assert report.attrs == {"direction": "minimize", "confidence": 0.95, "alpha": 0.05}
+    assert report.attrs == {
+        "direction": "minimize",
+        "confidence": 0.95,
+        "alpha": 0.05,
+        "reference": "base",
+        "mode": "out",
+        "looks": 1,
+    }
+    assert (report["stopped"] == "").all() and (report["finding"] == "").all()
+    assert report["interaction"].isna().all()  # no pairs
 
 
 def test_the_base_row() -> None:
@@ -180,7 +189,7 @@ def test_a_study_run_by_the_sampler() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(ValueError, match="no trials of a LOCOSampler"):
+    with pytest.raises(ValueError, match="no trials of an ablation sampler"):
         ablation_report(optuna.create_study())
     study, _ = _synthetic()
     with pytest.raises(ValueError, match="confidence must be in"):

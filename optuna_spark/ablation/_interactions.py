@@ -1,0 +1,101 @@
+"""Pairs left out together: their interaction, and whether they are redundant."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: ``finding`` of a pair whose joint removal matters while neither single removal does (or
+#: does little: the pair costs significantly more than both single removals added together,
+#: and the singles add up to less than half of it).
+REDUNDANT = "redundant: keep one"
+#: ``finding`` of a pair whose interaction's interval excludes 0 (and is not redundant).
+INTERACTION = "interaction"
+
+
+def add_interactions(
+    rows: Sequence[dict[str, Any]],
+    values: Mapping[str, Mapping[Any, Sequence[float]]],
+    left_out: Mapping[str, tuple[str, ...]],
+    reference: str,
+    confidence: float,
+    sign: float,
+) -> None:
+    """Fill the pair columns of the report's ``rows`` (in place); NaN and ``""`` elsewhere.
+
+    Args:
+        rows: The report's rows, with ``diff``, ``significant`` and ``importance`` set.
+        values: Each arm's completed values, by seed.
+        left_out: The components each arm leaves out.
+        reference: The reference arm's label.
+        confidence: Level of the interaction's interval.
+        sign: ``+1`` when a larger ``diff`` means a larger importance, else ``-1``.
+    """
+    single = {lo[0]: label for label, lo in left_out.items() if len(lo) == 1}
+    by_label = {r["arm"]: r for r in rows}
+    for row in rows:
+        row.update(
+            sum_of_singles=math.nan,
+            interaction=math.nan,
+            interaction_ci_low=math.nan,
+            interaction_ci_high=math.nan,
+            finding="",
+        )
+        pair = left_out.get(row["arm"], ())
+        if row["arm"] == reference or len(pair) != 2 or not all(p in single for p in pair):
+            continue
+        x, y = (by_label[single[p]] for p in pair)
+        row["sum_of_singles"] = x["diff"] + y["diff"]
+        keys = [
+            k
+            for k in values.get(row["arm"], {})
+            if all(k in values.get(lb, {}) for lb in (single[pair[0]], single[pair[1]], reference))
+        ]
+
+        def mean(label: str, key: Any) -> float:
+            return float(np.mean(values[label][key]))
+
+        d = np.array(
+            [
+                mean(row["arm"], k)
+                - mean(single[pair[0]], k)
+                - mean(single[pair[1]], k)
+                + mean(reference, k)
+                for k in keys
+            ]
+        )
+        scale = max(
+            [1.0]
+            + [abs(v) for lb in (row["arm"], *(single[p] for p in pair), reference)
+               for vs in values.get(lb, {}).values() for v in vs]
+        )  # fmt: skip
+        d[np.abs(d) <= 1e-9 * scale] = 0.0  # rounding, not an interaction
+        if len(d):
+            row["interaction"] = float(d.mean())
+        if len(d) >= 2:
+            low, high = _interval(d, confidence)
+            row.update(interaction_ci_low=low, interaction_ci_high=high)
+        harmful = row["significant"] and sign * row["diff"] > 0
+        neither = not x["significant"] and not y["significant"]
+        bounds = sign * row["interaction_ci_low"], sign * row["interaction_ci_high"]
+        covers = min(bounds) > 0  # the pair costs more than the two single removals added
+        mostly = sign * row["sum_of_singles"] < 0.5 * sign * row["diff"]
+        if harmful and (neither or (covers and mostly)):
+            row["finding"] = REDUNDANT
+        elif row["interaction_ci_low"] > 0 or row["interaction_ci_high"] < 0:
+            row["finding"] = INTERACTION
+
+
+def _interval(d: np.ndarray, confidence: float) -> tuple[float, float]:
+    from scipy import stats
+
+    mean = float(d.mean())
+    if np.ptp(d) <= 1e-12 * max(1.0, float(np.max(np.abs(d)))):
+        return mean, mean
+    result = stats.ttest_1samp(d, 0.0)
+    interval = result.confidence_interval(confidence_level=confidence)
+    return float(interval.low), float(interval.high)
