@@ -33,7 +33,8 @@ from optuna_spark.ablation import ablation_path_report
 from optuna_spark.ablation import ablation_report
 from optuna_spark.ablation import get_arm
 
-#: scikit-learn's defaults for the tuned parameters: where the ablation path starts.
+#: Where the ablation path starts: scikit-learn's defaults (``l2_regularization`` is 0 there,
+#: below the log-scale range searched, so its smallest value stands in).
 DEFAULTS = {
     "learning_rate": 0.1,
     "max_leaf_nodes": 31,
@@ -92,7 +93,10 @@ def main() -> None:
     # 2. The ablation path from the defaults to the best configuration.
     path = AblationPath.from_study(tuned, source=DEFAULTS)
     path_study = optuna.create_study(
-        study_name="ablation-path", storage=storage, sampler=AblationSampler(path, seed=0)
+        study_name="ablation-path",
+        storage=storage,
+        sampler=AblationSampler(path, seed=0),
+        load_if_exists=True,  # a second run resumes (and finds the path already walked)
     )
     executor.optimize(path_study, tuning_objective)  # ends by itself
     report = ablation_path_report(path_study)
@@ -108,7 +112,9 @@ def main() -> None:
         n_repeats=(3, args.max_repeats),
         seed=0,
     )
-    loco = optuna.create_study(study_name="features", storage=storage, sampler=sampler)
+    loco = optuna.create_study(
+        study_name="features", storage=storage, sampler=sampler, load_if_exists=True
+    )
     loco.set_user_attr("tuned", tuned.best_params)
     executor.optimize(loco, feature_objective, show_progress_bar=True)
     table = ablation_report(loco)

@@ -153,6 +153,8 @@ def check_repeats(n_repeats: int | tuple[int, int]) -> tuple[int, int]:
         TypeError: ``n_repeats`` is neither an int nor a pair of ints.
         ValueError: A count is less than 1, or the range is empty.
     """
+    if isinstance(n_repeats, list):
+        n_repeats = tuple(n_repeats)
     if isinstance(n_repeats, tuple):
         if len(n_repeats) != 2 or not all(_is_int(n) for n in n_repeats):
             raise TypeError(

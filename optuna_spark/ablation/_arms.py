@@ -70,6 +70,8 @@ SYS_SURPLUS = "loco:surplus"
 SYS_PARAMS = "loco:params"
 #: Study system attribute prefix: why an arm got no more repeats (adaptive repeats).
 SYS_DECISION = "loco:decision:"
+#: Study system attribute prefix: what an adaptive policy decided (``AblationHistory.memory``).
+SYS_MEMORY = "loco:memory:"
 
 SURPLUS_MESSAGE = (
     "Every (arm, repeat) of this ablation study has been handed out; this trial runs nothing."

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-#: ``finding`` of a pair whose joint removal matters while neither single removal does (or
-#: does little: the pair costs significantly more than both single removals added together,
-#: and the singles add up to less than half of it).
+#: ``finding`` of a pair whose joint removal matters, costs more than both single removals
+#: added together (the interaction's interval), while neither single removal is significant
+#: or the singles add up to less than half of it.
 REDUNDANT = "redundant: keep one"
 #: ``finding`` of a pair whose interaction's interval excludes 0 (and is not redundant).
 INTERACTION = "interaction"
@@ -27,6 +27,10 @@ def add_interactions(
 ) -> None:
     """Fill the pair columns of the report's ``rows`` (in place); NaN and ``""`` elsewhere.
 
+    The interactions' intervals are simultaneous over the pairs (Bonferroni: each at level
+    ``1 - (1 - confidence) / n_pairs``), so that a study with many pairs does not report
+    interactions by chance; ``confidence`` already carries the adaptive repeats' looks.
+
     Args:
         rows: The report's rows, with ``diff``, ``significant`` and ``importance`` set.
         values: Each arm's completed values, by seed.
@@ -37,6 +41,8 @@ def add_interactions(
     """
     single = {lo[0]: label for label, lo in left_out.items() if len(lo) == 1}
     by_label = {r["arm"]: r for r in rows}
+    n_pairs = sum(1 for r in rows if len(left_out.get(r["arm"], ())) == 2)
+    level = 1.0 - (1.0 - confidence) / max(n_pairs, 1)
     for row in rows:
         row.update(
             sum_of_singles=math.nan,
@@ -77,14 +83,14 @@ def add_interactions(
         if len(d):
             row["interaction"] = float(d.mean())
         if len(d) >= 2:
-            low, high = _interval(d, confidence)
+            low, high = _interval(d, level)
             row.update(interaction_ci_low=low, interaction_ci_high=high)
         harmful = row["significant"] and sign * row["diff"] > 0
         neither = not x["significant"] and not y["significant"]
         bounds = sign * row["interaction_ci_low"], sign * row["interaction_ci_high"]
         covers = min(bounds) > 0  # the pair costs more than the two single removals added
         mostly = sign * row["sum_of_singles"] < 0.5 * sign * row["diff"]
-        if harmful and (neither or (covers and mostly)):
+        if harmful and covers and (neither or mostly):
             row["finding"] = REDUNDANT
         elif row["interaction_ci_low"] > 0 or row["interaction_ci_high"] < 0:
             row["finding"] = INTERACTION

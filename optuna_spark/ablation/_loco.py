@@ -120,6 +120,12 @@ class LOCOSampler(AblationSampler):
         min_effect: float | None = None,
         futility: bool = True,
     ) -> None:
+        names = {
+            "features": features,
+            "layers": layers,
+            "layer_groups": layer_groups,
+            "components": components,
+        }
         policy: AblationPolicy
         if leave_one_in:
             if pairs is not False:
@@ -127,22 +133,9 @@ class LOCOSampler(AblationSampler):
                     "pairs are arms that leave two components out; with leave_one_in=True "
                     "give pairs=False (run a second, leave-one-out study for pairs)."
                 )
-            policy = LeaveOneIn(
-                features=features,
-                layers=layers,
-                layer_groups=layer_groups,
-                components=components,
-                include_base=include_base,
-            )
+            policy = LeaveOneIn(**names, include_base=include_base)  # type: ignore[arg-type]
         else:
-            policy = LeaveOneOut(
-                features=features,
-                layers=layers,
-                layer_groups=layer_groups,
-                components=components,
-                pairs=pairs,
-                include_base=include_base,
-            )
+            policy = LeaveOneOut(**names, pairs=pairs, include_base=include_base)  # type: ignore[arg-type]
         super().__init__(
             policy,
             n_repeats=n_repeats,

@@ -15,6 +15,7 @@ from typing import Any
 from typing import ClassVar
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
@@ -38,9 +39,10 @@ class AblationPath(AblationPolicy):
 
     Arms: ``"base"`` (the source), ``"target"``, and ``"flip:lr+depth"`` for the source with
     those parameters set to the target's values. A round of ``k`` parameters left runs ``k``
-    arms; the whole path at most ``n (n + 1) / 2 - 1`` for ``n`` parameters that differ.
-    Parameters that only one configuration sets (conditional ones) take that configuration's
-    value when they are needed.
+    arms; the whole path ``n (n + 1) / 2 + 1`` for ``n`` parameters that differ. A parameter
+    that only one configuration sets (a conditional one) is not a step of the path: every arm
+    gets that configuration's value, for when the objective asks for it. Each round's choice is
+    recorded in the study when the round's results are in, and never changes after.
 
     Args:
         source: The configuration the path starts from (a dict of parameters, or a trial).
@@ -80,13 +82,11 @@ class AblationPath(AblationPolicy):
     ) -> None:
         self.source = _params("source", source)
         self.target = _params("target", target)
-        names = [
-            p for p in self.target if p not in self.source or self.source[p] != self.target[p]
-        ]
-        names += [p for p in self.source if p not in self.target]
+        names = [p for p in self.target if p in self.source and self.source[p] != self.target[p]]
         if not names:
             raise ValueError(
-                "The source and target configurations are the same: there is no path to walk."
+                "The source and target configurations set no parameter to different values: "
+                "there is no path to walk."
             )
         self.params = tuple(names)
         super().__init__()
@@ -113,10 +113,12 @@ class AblationPath(AblationPolicy):
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not complete:
             raise ValueError(f"Study {study.study_name!r} has no completed trial to start from.")
-        return cls(
+        path = cls(
             complete[0] if source is None else source,
             study.best_trial if target is None else target,
         )
+        path.direction = "minimize" if study.direction == StudyDirection.MINIMIZE else "maximize"
+        return path
 
     @classmethod
     def restore(
@@ -129,7 +131,8 @@ class AblationPath(AblationPolicy):
         return path
 
     def config(self, flipped: Sequence[str]) -> dict[str, Any]:
-        """The source with the ``flipped`` parameters set to the target's values."""
+        """The source with the ``flipped`` parameters set to the target's values (and the
+        parameters that only the target sets)."""
         out = dict(self.source)
         for p in self.target:
             if p in flipped or p not in out:
@@ -145,6 +148,9 @@ class AblationPath(AblationPolicy):
         return "flip:" + "+".join(p for p in self.params if p in flipped)
 
     def arms(self, history: AblationHistory) -> Sequence[ArmSpec]:
+        history.memory.setdefault(
+            "path", {"source": self.source, "target": self.target, "params": list(self.params)}
+        )
         out = [self._arm(()), self._arm(self.params)]
         for state in self.walk(history)[0]:
             out += [
@@ -158,19 +164,24 @@ class AblationPath(AblationPolicy):
         """The rounds' starting points so far, and whether the path is complete.
 
         Round ``k`` starts from the ``k`` parameters flipped so far; it is decided (and the
-        next round starts) when all of its candidates have settled.
+        next round starts) when all of its candidates have settled. The choice is written to
+        ``history.memory`` then, and read from there ever after.
         """
         state: tuple[str, ...] = ()
         rounds = [state]
         while len(state) + 1 < len(self.params):
-            candidates = [self.label((*state, p)) for p in self.params if p not in state]
-            if not all(history.is_settled(lb) for lb in candidates):
-                return rounds, False
-            best = history.best(candidates)
-            if best is None:  # every candidate failed: the path cannot go on
-                return rounds, True
-            flipped = tuple(p for p in self.params if p in self._flipped(best))
-            state = (*state, next(p for p in flipped if p not in state))
+            key = f"path:{len(state)}"
+            chosen = history.memory.get(key)
+            if chosen is None:
+                candidates = [self.label((*state, p)) for p in self.params if p not in state]
+                if not all(history.is_settled(lb) for lb in candidates):
+                    return rounds, False
+                best = history.best(candidates)
+                if best is None:  # every candidate failed: the path cannot go on
+                    return rounds, True
+                chosen = next(p for p in self._flipped(best) if p not in state)
+                history.memory[key] = chosen
+            state = (*state, str(chosen))
             rounds.append(state)
         return rounds, True
 

@@ -10,6 +10,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from optuna_spark import _optuna_adapter as optuna_adapter
 from optuna_spark.ablation import _arms as a
 from optuna_spark.ablation._imports import import_ablation_dependency
 from optuna_spark.ablation._path import TARGET
@@ -150,9 +151,15 @@ def plot_ablation_path(
 def _rebuild(
     study: optuna.Study, minimize: bool
 ) -> tuple[AblationPath, AblationHistory, dict[str, dict[Any, list[float]]]]:
-    """The path policy, its history and each arm's values by seed, from the study's trials."""
-    configs: dict[str, dict[str, Any]] = {}
-    order: list[str] = []
+    """The path policy, its history and each arm's values by seed, from the study."""
+    storage = optuna_adapter.storage_of(study)
+    attrs = storage.get_study_system_attrs(optuna_adapter.study_id_of(study))
+    memory = {k[len(a.SYS_MEMORY) :]: v for k, v in attrs.items() if k.startswith(a.SYS_MEMORY)}
+    if "path" not in memory:
+        raise ValueError(
+            f"Study {study.study_name!r} is not an ablation path study: it has no trials of "
+            "AblationSampler(AblationPath(...))."
+        )
     values: dict[str, dict[int, float]] = {}
     by_seed: dict[str, dict[Any, list[float]]] = {}
     n_finished: dict[str, int] = {}
@@ -160,10 +167,8 @@ def _rebuild(
     for t in study.get_trials(deepcopy=False):
         attrs = t.user_attrs
         label = attrs.get(a.ATTR_ARM)
-        if label is None or a.ATTR_PARAMS not in attrs:
+        if label is None:
             continue
-        configs[label] = dict(attrs[a.ATTR_PARAMS])
-        order = [str(p) for p in attrs.get(a.ATTR_COMPONENTS, order)]
         n_repeats = int(attrs.get(a.ATTR_N_REPEATS, n_repeats))
         if t.state.is_finished():
             n_finished[label] = n_finished.get(label, 0) + 1
@@ -171,11 +176,7 @@ def _rebuild(
             values.setdefault(label, {})[int(attrs[a.ATTR_REPEAT])] = float(t.value)
             key = attrs.get(a.ATTR_SEED, ("repeat", attrs.get(a.ATTR_REPEAT)))
             by_seed.setdefault(label, {}).setdefault(key, []).append(float(t.value))
-    if a.BASE not in configs or TARGET not in configs:
-        raise ValueError(
-            f"Study {study.study_name!r} is not an ablation path study: it has no trials of "
-            "AblationSampler(AblationPath(...)) for both the source and the target."
-        )
-    policy = AblationPath.restore(configs[a.BASE], configs[TARGET], order)
-    history = AblationHistory(minimize, values, n_finished, {}, n_repeats)
+    path = memory["path"]
+    policy = AblationPath.restore(path["source"], path["target"], path["params"])
+    history = AblationHistory(minimize, values, n_finished, {}, n_repeats, memory)
     return policy, history, by_seed

@@ -13,6 +13,7 @@ import itertools
 import math
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import Any
 from typing import ClassVar
 from typing import Literal
 
@@ -35,6 +36,10 @@ class AblationHistory:
             pruned or failed).
         n_running: For each arm's label, how many of its trials are running.
         n_repeats: How many repeats each arm gets.
+        memory: What the policy decided before, kept in the study (JSON values by key): an
+            adaptive policy writes a decision here once (the round's winner of the ablation
+            path), so that results that come in later (a retried trial) cannot change it, and
+            a resumed study makes the same decisions.
     """
 
     minimize: bool
@@ -42,6 +47,7 @@ class AblationHistory:
     n_finished: Mapping[str, int]
     n_running: Mapping[str, int]
     n_repeats: int
+    memory: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def is_settled(self, label: str) -> bool:
         """Whether every repeat of the arm has finished (so its results are final)."""
@@ -71,9 +77,10 @@ class AblationPolicy(abc.ABC):
     arm with paired, repeated seeds.
 
     A static policy (``adaptive = False``, the default) is asked once, with an empty history:
-    its arms are known in advance. An adaptive policy (``adaptive = True``) is asked again
-    whenever a trial is to be handed out, with what the study has run so far; it may return
-    more arms as results come in (it must keep returning the arms it returned before). While it
+    its arms are known in advance. An adaptive policy (``adaptive = True``) is asked first with
+    an empty history, then again whenever a trial is to be handed out, with what the study has
+    run so far; it may return more arms as results come in (it must keep returning the arms it
+    returned before, and record its decisions in ``history.memory``). While it
     returns nothing new and trials still run, workers wait for them; when nothing runs and it
     returns nothing new, the study ends.
 
@@ -83,6 +90,8 @@ class AblationPolicy(abc.ABC):
         mode: ``"out"`` when arms leave components out of the reference (importance: how much
             worse an arm is), ``"in"`` when they add components to it (importance: how much
             better).
+        direction: The study direction the policy's choices assume (``None``: either); the
+            sampler refuses a study of the other direction.
         catalog: The components, by name, with their kinds.
 
     Example:
@@ -124,6 +133,7 @@ class AblationPolicy(abc.ABC):
     adaptive: ClassVar[bool] = False
     reference: str | None = a.BASE
     mode: Mode = "out"
+    direction: Literal["minimize", "maximize"] | None = None
 
     def __init__(
         self,
@@ -179,7 +189,7 @@ class LeaveOneOut(AblationPolicy):
         )
         if not self.catalog.names:
             raise ValueError(
-                "LOCOSampler needs at least one feature, layer, layer group or component to "
+                "Leave-one-out needs at least one feature, layer, layer group or component to "
                 "leave out."
             )
         self._arms = loco_arms(self.catalog, include_base=include_base)
@@ -204,6 +214,16 @@ class LeaveOneIn(AblationPolicy):
         layer_groups: Groups of layers, one arm each.
         components: Other named components, one arm each.
         include_base: Whether to run the base (every component kept) as well.
+
+    Example:
+
+        .. testcode::
+
+            from optuna_spark.ablation import AblationSampler
+            from optuna_spark.ablation import LeaveOneIn
+
+            sampler = AblationSampler(LeaveOneIn(features=["area", "rooms"]), n_repeats=2)
+            assert sampler.arms == ("none", "in:area", "in:rooms", "base")
     """
 
     reference = a.NONE

@@ -94,10 +94,11 @@ def ablation_report(
 
     An arm that leaves two components out (``pairs``) also gets ``sum_of_singles`` (the sum of
     the two single arms' ``diff``), ``interaction`` (the pair's difference minus the singles',
-    seed by seed: ``pair - a - b + reference``) with its interval, and ``finding``:
-    ``"redundant: keep one"`` when removing both is significantly harmful while neither
-    removal alone is, or alone does little (the interaction's interval is on the harmful side
-    of 0 and the singles add up to less than half the pair's effect): each covers for the
+    seed by seed: ``pair - a - b + reference``) with its interval (simultaneous over the
+    pairs: Bonferroni), and ``finding``: ``"redundant: keep one"`` when removing both is
+    significantly harmful and costs more than the two removals added together (the
+    interaction's interval is on the harmful side of 0) while neither removal alone is
+    significant, or the two add up to less than half the pair's effect: each covers for the
     other. ``"interaction"`` when otherwise the interaction's interval excludes 0.
 
     Args:
@@ -193,7 +194,7 @@ def ablation_report(
     for r in rows:
         if r["arm"] == reference:
             r.update(p_holm=math.nan, significant=False)
-    add_interactions(rows, values, found.left_out, reference, confidence, sign)
+    add_interactions(rows, values, found.left_out, reference, diff_confidence, sign)
     arms.sort(key=lambda r: -r["importance"] if np.isfinite(r["importance"]) else math.inf)
     ordered = [r for r in rows if r["arm"] == reference] + arms
 

@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_spark import _optuna_adapter as optuna_adapter
+from optuna_spark._waiting import may_wait
 from optuna_spark.ablation import _arms as a
 from optuna_spark.ablation import _sequential as seq
 from optuna_spark.ablation._arm_specs import ArmSpec
@@ -85,8 +86,38 @@ class AblationSampler(BaseSampler):
             than what ``high`` repeats could detect (it cannot add false discoveries).
 
     Raises:
-        ValueError: Adaptive repeats with a policy that has no reference arm or whose arms
-            depend on results, or an invalid ``alpha`` or ``min_effect``.
+        ValueError: Adaptive repeats with a policy that does not run its reference arm or
+            whose arms depend on results, an invalid ``alpha`` or ``min_effect``, or
+            ``min_effect`` with a fixed number of repeats.
+
+    Example:
+
+        Adaptive repeats: the arm that matters is decided after a few repeats, the one that
+        does not stops once more repeats could not make it significant.
+
+        .. testcode::
+
+            import numpy as np
+            import optuna
+            from optuna_spark.ablation import AblationSampler
+            from optuna_spark.ablation import LeaveOneOut
+            from optuna_spark.ablation import ablation_report
+            from optuna_spark.ablation import get_arm
+
+
+            def objective(trial):
+                arm = get_arm(trial)
+                noise = np.random.default_rng([arm.seed, len(arm.label)]).normal(0.0, 0.3)
+                return 1.0 + noise + (2.0 if not arm.is_enabled("trick") else 0.0)
+
+
+            policy = LeaveOneOut(components=["trick", "fad"])
+            sampler = AblationSampler(policy, n_repeats=(3, 20), seed=0)
+            study = optuna.create_study(sampler=sampler)
+            study.optimize(objective)
+            report = ablation_report(study).set_index("arm")
+            assert report.loc["component:trick", "stopped"] == "significant"
+            assert len(study.trials) < 3 * 20
     """
 
     def __init__(
@@ -112,8 +143,21 @@ class AblationSampler(BaseSampler):
         self._alpha, self._min_effect, self._futility = alpha, min_effect, futility
         self._seed = check_seed(seed)
         self._seeds = repeat_seeds(self._seed, self._high)
+        if not self._adaptive_repeats and min_effect is not None:
+            raise ValueError(
+                "min_effect stops arms early, which only adaptive repeats do: give "
+                f"n_repeats=(low, high), or leave min_effect out (got {min_effect=})."
+            )
         self._known: dict[str, ArmSpec] = {}
-        self._static = None if policy.adaptive else self._checked(policy.arms(_empty(self)))
+        # Asked first with an empty history (an adaptive policy: what it runs first).
+        first = self._checked(policy.arms(_empty(self)))
+        self._static = None if policy.adaptive else first
+        if self._adaptive_repeats and policy.reference not in first:
+            raise ValueError(
+                f"Adaptive n_repeats compare each arm with the reference arm "
+                f"{policy.reference!r}, which this policy does not run (include_base=False?)."
+            )
+        self._direction_checked = False
         self._lock = threading.Lock()
         self._finished = threading.Condition(self._lock)
         self._mine: set[int] = set()  # trials this sampler object handed out (in this process)
@@ -166,7 +210,8 @@ class AblationSampler(BaseSampler):
         A driver that hands out trials one at a time (:class:`optuna_spark.SparkExecutor`) asks
         this before each trial. A trial waiting in the queue keeps it ``False``.
         """
-        scan, plan = self._look(study)
+        with self._lock:
+            scan, plan = self._look(study)
         return scan.n_waiting == 0 and not plan.free and not plan.must_wait
 
     def must_wait(self, study: Study) -> bool:
@@ -176,7 +221,8 @@ class AblationSampler(BaseSampler):
         on results not in yet. A driver (:class:`optuna_spark.SparkExecutor`) asks this first
         and keeps the worker waiting instead of making a trial.
         """
-        scan, plan = self._look(study)
+        with self._lock:
+            scan, plan = self._look(study)
         return scan.n_waiting == 0 and plan.must_wait
 
     def fixed_trial(self, arm: str = a.BASE, repeat: int = 0) -> FrozenTrial:
@@ -240,24 +286,34 @@ class AblationSampler(BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         system_attrs = trial.system_attrs
+        trial_id = optuna_adapter.trial_id_of(trial)
+        self._check_direction(study)
         if a.SYS_ARM in system_attrs or a.SYS_SURPLUS in system_attrs:
+            if a.SYS_ARM in system_attrs:  # a retry that carries its pair: ours to wait for
+                with self._lock:
+                    self._mine.add(trial_id)
             return
         fixed = {**system_attrs.get("fixed_params", {}), **trial.params}
         storage = optuna_adapter.storage_of(study)
-        trial_id = optuna_adapter.trial_id_of(trial)
         with self._lock:
             # Reading what is taken and recording this trial's pair happen under one lock, so
             # that two threads of this process never take the same pair.
             while True:
                 scan, plan = self._look(study)
                 pair = self._choose(trial.number, plan, scan.taken, fixed)
-                if pair is not None or not plan.must_wait or scan.n_waiting:
+                if (
+                    pair is not None
+                    or not plan.must_wait
+                    or scan.n_waiting
+                    or not may_wait()  # a driver parks its workers' asks itself
+                    or optuna_adapter.stop_requested(study)
+                ):
                     break
                 self._finished.wait(_POLL)  # for a running trial whose result decides
             if pair is None:
                 user_attrs: dict[str, Any] = {a.ATTR_SURPLUS: True}
                 storage.set_trial_system_attr(trial_id, a.SYS_SURPLUS, True)
-                self._log_surplus(trial.number, scan, plan)
+                self._log_surplus(trial.number, scan, optuna_adapter.stop_requested(study))
             else:
                 label, repeat = pair
                 spec = plan.arms.get(label) or self._known[label]
@@ -315,7 +371,15 @@ class AblationSampler(BaseSampler):
         if self._static is not None:
             arms = self._static
         else:
-            arms = self._checked(self._policy.arms(self._history(study, scan)))
+            history = self._history(study, scan)
+            recorded = dict(history.memory)
+            arms = self._checked(self._policy.arms(history))
+            storage = optuna_adapter.storage_of(study)
+            for key, value in history.memory.items():  # what the policy decided: kept
+                if recorded.get(key, _UNSET) != value:
+                    storage.set_study_system_attr(
+                        optuna_adapter.study_id_of(study), a.SYS_MEMORY + key, value
+                    )
         wanted = (
             self._adaptive_wanted(study, scan, arms)
             if self._adaptive_repeats
@@ -331,6 +395,19 @@ class AblationSampler(BaseSampler):
         must_wait = adaptive and not free and bool(scan.running & self._mine)
         return scan, _Plan(arms, free, must_wait)
 
+    def _check_direction(self, study: Study) -> None:
+        """An ablation path of a maximized study must run in a maximized study (and so on)."""
+        wanted = self._policy.direction
+        if self._direction_checked or wanted is None:
+            return
+        actual = "minimize" if study.directions[0] == StudyDirection.MINIMIZE else "maximize"
+        if len(study.directions) > 1 or actual != wanted:
+            raise ValueError(
+                f"{type(self._policy).__name__} compares results to {wanted} them, but the "
+                f"study's direction is {actual}: create it with direction={wanted!r}."
+            )
+        self._direction_checked = True
+
     def _static_final(self) -> bool:
         return self._static is not None and not self._adaptive_repeats
 
@@ -345,13 +422,25 @@ class AblationSampler(BaseSampler):
         for label, _ in scan.taken - scan.finished:
             n_running[label] = n_running.get(label, 0) + 1
         minimize = study.directions[0] == StudyDirection.MINIMIZE
-        return AblationHistory(minimize, values, n_finished, n_running, self._high)
+        storage, study_id = optuna_adapter.storage_of(study), optuna_adapter.study_id_of(study)
+        memory = {
+            key[len(a.SYS_MEMORY) :]: value
+            for key, value in storage.get_study_system_attrs(study_id).items()
+            if key.startswith(a.SYS_MEMORY)
+        }
+        return AblationHistory(minimize, values, n_finished, n_running, self._high, memory)
 
     def _adaptive_wanted(
         self, study: Study, scan: StudyScan, arms: Mapping[str, ArmSpec]
     ) -> dict[str, int]:
-        """Repeats each arm may have now: one more than taken while undecided."""
+        """Repeats each arm may have now: while undecided, enough for its next look.
+
+        An undecided arm gets the repeats its next look needs (plus one for each repeat of it
+        or of the reference that failed), never more: repeats beyond a look would run after a
+        decision that may stop the arm. The reference gets as many as the arm that has most.
+        """
         reference = str(self._policy.reference)
+        points = seq.look_points(self._low, self._high)
         storage, study_id = optuna_adapter.storage_of(study), optuna_adapter.study_id_of(study)
         recorded = storage.get_study_system_attrs(study_id)
         ref_values = {r: v for (lb, r), v in scan.values.items() if lb == reference}
@@ -383,7 +472,15 @@ class AblationSampler(BaseSampler):
                 storage.set_study_system_attr(study_id, key, decision.to_attr())
                 wanted[label] = n_taken
             else:
-                wanted[label] = min(self._high, max(self._low, n_taken + 1))
+                lost = sum(
+                    1
+                    for r in range(n_taken)
+                    if (label, r) in scan.finished
+                    and (reference, r) in scan.finished
+                    and (r not in values or r not in ref_values)
+                )
+                look = next((p for p in points if p > len(d)), self._high)
+                wanted[label] = min(self._high, look + lost)
         taken_ref = max((r for lb, r in scan.taken if lb == reference), default=-1) + 1
         wanted[reference] = max([self._low if others else 0, taken_ref, *wanted.values()])
         return wanted
@@ -465,8 +562,8 @@ class AblationSampler(BaseSampler):
         every = [(lb, r) for r in range(self._high) for lb in self._known]
         return choose_pair(every, taken, want_arm, want_repeat)
 
-    def _log_surplus(self, number: int, scan: StudyScan, plan: _Plan) -> None:
-        if not scan.running:
+    def _log_surplus(self, number: int, scan: StudyScan, stopping: bool) -> None:
+        if not scan.running and not stopping:  # optimized again once finished
             _logger.warning(
                 "Trial %d is pruned without running: this ablation study has already run "
                 "every (arm, repeat). Use a new sampler (more repeats, other arms) to run more.",
@@ -474,7 +571,8 @@ class AblationSampler(BaseSampler):
             )
         else:
             # Another thread took the last arm between this thread's check of the stop flag
-            # and its ask; the trial ends at once, without running anything.
+            # and its ask, or the study ended while it waited; the trial ends at once,
+            # without running anything.
             _logger.info(
                 "Trial %d is pruned without running: every (arm, repeat) has been handed out.",
                 number,
@@ -514,8 +612,11 @@ def _name(spec: ArmSpec) -> str:
     return spec.label
 
 
+_UNSET = object()
+
+
 def _empty(sampler: AblationSampler) -> AblationHistory:
-    return AblationHistory(True, {}, {}, {}, sampler._high)
+    return AblationHistory(True, {}, {}, {}, sampler._high, {})
 
 
 def _check_adaptive_repeats(

@@ -8,10 +8,10 @@ of completed pairs (arm and reference, same seed) reaches a point of a fixed sch
 ``alpha / (m * K)``, ``m`` being the number of arms compared with the reference:
 
 - *significant* when its p-value is below that level;
-- *negligible* (only with ``min_effect``) when the confidence interval at that level lies
-  inside ``(-min_effect, min_effect)``: an equivalence test;
+- *negligible* (only with ``min_effect``, checked first) when the confidence interval at that
+  level lies inside ``(-min_effect, min_effect)``: an equivalence test;
 - *futile* (with ``futility=True``) when, were the effect what it looks like so far, the
-  chance that ``high`` pairs would call it significant (at level ``alpha / m``) is below 10%:
+  chance that ``high`` pairs would call it significant (at the last look's level) is below 10%:
   conditional power, or stochastic curtailment (from the second look on);
 - *max repeats* when ``high`` pairs completed without any of these.
 
@@ -67,7 +67,7 @@ class Decision:
     """Why an arm stopped getting repeats, and when.
 
     Attributes:
-        reason: ``"significant"``, ``"negligible"`` or ``"max repeats"``.
+        reason: ``"significant"``, ``"negligible"``, ``"futile"`` or ``"max repeats"``.
         n: How many completed pairs the decision saw.
         p_value: The look's p-value times the number of looks (capped at 1).
     """
@@ -142,13 +142,13 @@ def decide(
     level = alpha / (m * looks)
     p, ci_low, ci_high = paired_test(d, level)
     p_seq = min(1.0, p * looks) if math.isfinite(p) else math.nan
+    if min_effect is not None and -min_effect < ci_low and ci_high < min_effect:
+        return Decision(NEGLIGIBLE, n, p_seq)  # even if it differs from 0: too little to matter
     if math.isfinite(p) and p < level:
         return Decision(SIGNIFICANT, n, p_seq)
-    if min_effect is not None and -min_effect < ci_low and ci_high < min_effect:
-        return Decision(NEGLIGIBLE, n, p_seq)
     if n >= high or settled:
         return Decision(MAX, n, p_seq)
-    if futility and n > low and _futile(d, high, alpha / m):  # not on the first look's few
+    if futility and n > low and _futile(d, high, level):  # not on the first look's few
         return Decision(FUTILE, n, p_seq)
     return None
 

@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_spark import _optuna_adapter as optuna_adapter
+from optuna_spark._waiting import never_wait
 from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
 from optuna_spark.coordinator._attrs import ATTR_WORKER
 from optuna_spark.coordinator._leases import worker_record
@@ -144,7 +145,8 @@ class StudyRun(RunCore):
         asked_at = datetime.datetime.now()
         trial: optuna.Trial | None = None
         try:
-            trial = self.study.ask()
+            with never_wait():  # the running trials need the sampler lock held here
+                trial = self.study.ask()
             record = worker_record(worker, self.run_id)
             trial_id = optuna_adapter.trial_id_of(trial)
             self._storage.set_trial_system_attr(trial_id, ATTR_WORKER, record)

@@ -52,7 +52,7 @@ def test_each_arm_and_repeat_exactly_once_on_four_spark_workers(spark: Any) -> N
 
 def test_pairs_and_adaptive_repeats_exactly_once_on_four_spark_workers(spark: Any) -> None:
     sampler = LOCOSampler(
-        features=o.FEATURES, pairs=[("area", "floors")], n_repeats=(2, 6), seed=0
+        features=o.FEATURES, pairs=[("area", "floors")], n_repeats=(2, 6), futility=False, seed=0
     )
     study = optuna.create_study(sampler=sampler)
     SparkExecutor(spark, n_workers=4).optimize(study, o.slow_loss)

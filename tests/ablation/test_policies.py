@@ -17,11 +17,14 @@ from scipy import stats
 from optuna_spark import StorageServer
 from optuna_spark import StudyRun
 from optuna_spark import WorkerSpec
+from optuna_spark._waiting import never_wait
 from optuna_spark.ablation import AblationHistory
+from optuna_spark.ablation import AblationPath
 from optuna_spark.ablation import AblationPolicy
 from optuna_spark.ablation import AblationSampler
 from optuna_spark.ablation import ArmSpec
 from optuna_spark.ablation import LOCOSampler
+from optuna_spark.ablation import ablation_path_report
 from optuna_spark.ablation import ablation_report
 from optuna_spark.ablation import get_arm
 from optuna_spark.ablation._sequential import look_points
@@ -201,8 +204,8 @@ class Misbehaving(AblationPolicy):
 def test_a_misbehaving_policy_fails_the_study_with_what_it_did(
     answers: list[Any], error: type[Exception], match: str
 ) -> None:
-    study = optuna.create_study(sampler=AblationSampler(Misbehaving(answers)))
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match):  # when the sampler is made, or at the next ask
+        study = optuna.create_study(sampler=AblationSampler(Misbehaving(answers)))
         study.optimize(blocks_loss, n_trials=3)
 
 
@@ -388,3 +391,101 @@ def test_adaptive_ablations_through_the_driver_with_four_workers(
         assert {arm for arm, _ in pairs} == {"base", "-a", "-b", "-c", "-worst2"}
     else:
         assert collections.Counter(a for a, _ in pairs)["component:none"] == 10
+
+
+# ---------------------------------------------------------------------------------------------
+# Edge cases: a driver never waits inside ask, retries, conditional parameters, directions.
+
+
+def test_a_sampler_asked_for_a_driver_never_waits() -> None:
+    # A driver holds its sampler lock while it asks, and the running trials need it: when the
+    # sampler finds nothing to hand out after all, it must answer at once (a surplus trial).
+    sampler = AblationSampler(ThenTheWorst(), n_repeats=1, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    running = [study.ask() for _ in range(4)]  # base, -a, -b, -c: all running
+    assert sampler.must_wait(study)
+    with never_wait():
+        surplus = study.ask()
+    assert surplus.user_attrs == {"loco_surplus": True}
+    for trial in running:
+        study.tell(trial, blocks_loss(trial))
+    assert not sampler.must_wait(study)
+    assert study.ask().user_attrs["loco_arm"] == "-worst2"
+
+
+def test_additive_pairs_are_not_called_redundant() -> None:
+    def additive(trial: optuna.trial.BaseTrial) -> float:
+        arm = get_arm(trial)
+        noise = np.random.default_rng([arm.seed, len(arm.label)]).normal(0.0, 0.7)
+        return noise + sum(1.0 for c in "ab" if not arm.is_enabled(c))
+
+    flagged = 0
+    for seed in range(40):
+        sampler = LOCOSampler(components=["a", "b"], pairs=True, n_repeats=5, seed=seed)
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(additive)
+        report = ablation_report(study).set_index("arm")
+        flagged += report.loc["pair:a+b", "finding"] == "redundant: keep one"
+    assert flagged <= 4  # an interval's error rate, not the 40% of "neither single matters"
+
+
+def test_a_retried_candidate_cannot_change_a_decided_round_of_the_path() -> None:
+    policy = AblationPath({"x": 0.0, "y": 0.0}, {"x": 1.0, "y": 1.0})
+    study = optuna.create_study(sampler=AblationSampler(policy, seed=0))
+    values = {"base": 10.0, "target": 0.0, "flip:x": 5.0, "flip:y": 7.0}
+    failed = None
+    while not study.sampler.is_exhausted(study):  # type: ignore[attr-defined]
+        trial = study.ask()
+        arm = trial.user_attrs["loco_arm"]
+        if arm == "flip:x" and failed is None:
+            failed = trial
+            study.tell(trial, state=TrialState.FAIL)  # the round is decided without it: y
+            continue
+        study.tell(trial, values[arm])
+    # A retry of the failed candidate, run later, finds x better: the path keeps y first.
+    study.enqueue_trial({"loco_arm": "flip:x", "loco_repeat": 0})
+    trial = study.ask()
+    study.tell(trial, values["flip:x"])
+    assert study.sampler.is_exhausted(study)  # type: ignore[attr-defined]
+    report = ablation_path_report(study)
+    assert list(report["param"]) == ["", "y", "x"]
+
+
+def test_the_path_steps_only_through_parameters_both_configurations_set() -> None:
+    policy = AblationPath(
+        {"opt": "sgd", "lr": 0.1, "momentum": 0.9}, {"opt": "adam", "lr": 0.01, "beta": 0.9}
+    )
+    assert policy.params == ("opt", "lr")
+    base = policy.config(())
+    assert base == {"opt": "sgd", "lr": 0.1, "momentum": 0.9, "beta": 0.9}
+    with pytest.raises(ValueError, match="no parameter to different values"):
+        AblationPath({"a": 1, "b": 2}, {"a": 1, "c": 3})
+
+
+def test_the_path_refuses_a_study_of_the_other_direction() -> None:
+    tuned = optuna.create_study(direction="maximize")
+    tuned.enqueue_trial({"x": 0.0})
+    tuned.enqueue_trial({"x": 1.0})
+    tuned.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=2)
+    sampler = AblationSampler(AblationPath.from_study(tuned))
+    with pytest.raises(ValueError, match="direction='maximize'"):
+        optuna.create_study(sampler=sampler).optimize(lambda t: t.suggest_float("x", 0, 1))
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0))
+    assert list(ablation_path_report(study)["param"]) == ["", "x"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_repeats": (2, 4), "include_base": False}, "does not run"),
+        ({"n_repeats": 4, "min_effect": 0.5}, "only adaptive repeats"),
+    ],
+)
+def test_adaptive_repeats_arguments_that_cannot_work(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        LOCOSampler(features=["a", "b"], **kwargs)
+
+
+def test_n_repeats_may_be_a_list() -> None:
+    assert LOCOSampler(features=["a"], n_repeats=[2, 6]).n_repeats == (2, 6)  # type: ignore[arg-type]
