@@ -32,6 +32,7 @@ run load-random-1000 "$py" benchmarks/load.py --workers 1000 --processes 8 --tri
   --label random-1000
 run connections "$py" benchmarks/connections.py
 run connect "$py" benchmarks/connect.py
+run ablation "$py" benchmarks/ablation.py
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]} (see $logs)" >&2
   exit 1
