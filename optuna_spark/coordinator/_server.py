@@ -166,6 +166,7 @@ class StudyServer:
         """Bind and start serving. Returns ``self``."""
         if self._listener is not None:
             raise RuntimeError("This StudyServer is already started.")
+        codec.decoder(self._request_type)  # built before any connection thread decodes
         host, port = self._requested
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import threading
 from typing import Any
 
 import msgspec
@@ -57,10 +57,24 @@ def encode_reply(ok: bool, body: Any) -> bytes:
     return encode(Reply(ok, msgspec.Raw(encode(body))))
 
 
-@functools.cache
+_decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
+_decoders_lock = threading.Lock()
+
+
 def decoder(type_: Any) -> msgspec.msgpack.Decoder[Any]:
-    """A (cached) decoder that accepts only ``type_``."""
-    return msgspec.msgpack.Decoder(type_)
+    """A (cached) decoder that accepts only ``type_``.
+
+    Decoders are built one at a time: building one analyses the message classes, and msgspec
+    0.18-0.22 can crash the process (a segmentation fault) when threads do that at once, as a
+    server's connection threads would on a storm of first requests.
+    """
+    found = _decoders.get(type_)
+    if found is None:
+        with _decoders_lock:
+            found = _decoders.get(type_)
+            if found is None:
+                found = _decoders[type_] = msgspec.msgpack.Decoder(type_)
+    return found
 
 
 def decode(body: bytes | msgspec.Raw, type_: Any) -> Any:
