@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, one after the other, on this machine: the tables of benchmarks/README.md.
 # Needs .venv (scripts/bootstrap.sh test) and benchmarks/.venv-peers (see README.md). Takes
-# about 25 minutes on 2 cores; run nothing else meanwhile. Output: benchmarks/results/*.json
+# about 30 minutes on 2 cores; run nothing else meanwhile. Output: benchmarks/results/*.json
 # and one log per script under benchmarks/results/logs/. PY and PEERS_PY name other
 # interpreters (with PYTHONPATH, another checkout can be measured with this one's venvs).
 set -euo pipefail
