@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optuna_spark.exceptions import SparkSetupError
+from optuna_spark.spark._jvm_stderr import quiet_jvm_start
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -95,16 +96,17 @@ def embedded_session(n_slots: int) -> SparkSession:
 
     master = f"local[{n_slots},{EMBEDDED_TASK_RETRIES}]"
     try:
-        session = (
-            SparkSession.builder.master(master)
-            .appName("optuna-spark")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.python.worker.reuse", "true")
-            .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_LOG4J}")
-            .getOrCreate()
-        )
+        with quiet_jvm_start():
+            session = (
+                SparkSession.builder.master(master)
+                .appName("optuna-spark")
+                .config("spark.driver.host", "127.0.0.1")
+                .config("spark.driver.bindAddress", "127.0.0.1")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.python.worker.reuse", "true")
+                .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_LOG4J}")
+                .getOrCreate()
+            )
     except Exception as e:
         raise SparkSetupError(
             f"Could not start an embedded Spark session ({master}): {e}. Check that Java 17+ "
