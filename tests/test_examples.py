@@ -58,6 +58,25 @@ def test_keras_pruning(tmp_path: Path) -> None:
         assert t.intermediate_values[max(t.intermediate_values)] == pytest.approx(t.value)
     for t in study.trials:
         assert all(0.0 <= v <= 1.0 for v in t.intermediate_values.values())  # accuracies
+    # Each pruned trial was worse than the median, at the step it was pruned, of the trials
+    # completed when the driver decided (optuna_spark:pruned_at): it pruned the bad ones.
+    import datetime
+    import statistics
+
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    for t in pruned:
+        decided = datetime.datetime.fromisoformat(t.system_attrs["optuna_spark:pruned_at"])
+        step = max(t.intermediate_values)
+        others = [
+            c.intermediate_values[step]
+            for c in complete
+            if c.datetime_complete is not None
+            and c.datetime_complete <= decided
+            and step in c.intermediate_values
+        ]
+        assert others, f"trial {t.number} was pruned with no completed trial to compare"
+        best_so_far = max(t.intermediate_values.values())  # the study maximizes
+        assert best_so_far < statistics.median(others), (t.number, step, others)
 
 
 @pytest.mark.tensorflow

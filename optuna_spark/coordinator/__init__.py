@@ -8,6 +8,7 @@ from optuna_spark.coordinator._attrs import ATTR_DRIVER_PREFIX
 from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
 from optuna_spark.coordinator._attrs import ATTR_INTERRUPTED
 from optuna_spark.coordinator._attrs import ATTR_LOG
+from optuna_spark.coordinator._attrs import ATTR_PRUNED_AT
 from optuna_spark.coordinator._attrs import ATTR_RETRY_OF
 from optuna_spark.coordinator._attrs import ATTR_RETRY_SKIPPED
 from optuna_spark.coordinator._attrs import ATTR_TRACEBACK
@@ -24,6 +25,7 @@ __all__ = [
     "ATTR_FAIL_REASON",
     "ATTR_INTERRUPTED",
     "ATTR_LOG",
+    "ATTR_PRUNED_AT",
     "ATTR_RETRY_OF",
     "ATTR_RETRY_SKIPPED",
     "ATTR_TRACEBACK",

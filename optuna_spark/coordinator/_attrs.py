@@ -9,6 +9,10 @@ ATTR_FAIL_REASON = "optuna_spark:fail_reason"
 ATTR_TRACEBACK = "optuna_spark:traceback"
 #: On a pruned trial: why the run told it to stop (a timeout, ``study.stop()`` ...).
 ATTR_INTERRUPTED = "optuna_spark:interrupted"
+#: On a trial the pruner stopped: when the driver decided it (ISO 8601, the storage's clock
+#: for ``datetime_complete``), so that the trials completed by then, which the pruner
+#: compared it with, can be told apart.
+ATTR_PRUNED_AT = "optuna_spark:pruned_at"
 #: On a retry: the number of the lost trial whose parameters it runs again.
 ATTR_RETRY_OF = "optuna_spark:retry_of"
 #: On a lost trial that was not retried: why not.

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from optuna_spark import _optuna_adapter as optuna_adapter
 from optuna_spark._waiting import never_wait
 from optuna_spark.coordinator._attrs import ATTR_FAIL_REASON
+from optuna_spark.coordinator._attrs import ATTR_PRUNED_AT
 from optuna_spark.coordinator._attrs import ATTR_WORKER
 from optuna_spark.coordinator._leases import worker_record
 from optuna_spark.coordinator._outcome import Tell
@@ -261,7 +262,11 @@ class StudyRun(RunCore):
             if self._state.interrupting and self.stop_running_trials:
                 self._interrupted.add(trial_id)
                 return True
-            return trial.should_prune()
+            prune = trial.should_prune()
+            if prune:
+                now = datetime.datetime.now().isoformat()
+                self._storage.set_trial_system_attr(trial_id, ATTR_PRUNED_AT, now)
+            return prune
 
     def heartbeat(self, conn_id: int, trial_ids: list[int]) -> list[int]:
         """Record signs of life; returns those of ``trial_ids`` the driver no longer runs."""

@@ -15,14 +15,21 @@ from optuna_spark.worker._loop import Objective
 from optuna_spark.worker._loop import WorkerSpec
 from optuna_spark.worker._loop import run_worker
 
+#: TensorFlow's C++ log level on workers, unless the user set one: errors only, not the INFO
+#: and WARNING lines every worker prints when it first imports TensorFlow.
+TF_LOG_LEVEL = "2"
+
 
 def task_info() -> dict[str, Any]:
     """Where this task runs, as Spark sees it, and the GPUs Spark gave it (if any).
 
     When Spark assigned GPUs to the task, ``CUDA_VISIBLE_DEVICES`` is set to them so that the
-    objective's framework sees exactly those devices.
+    objective's framework sees exactly those devices. TensorFlow's C++ logging is lowered to
+    errors unless ``TF_CPP_MIN_LOG_LEVEL`` is set.
     """
     from pyspark import TaskContext
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
 
     info: dict[str, Any] = {}
     ctx = TaskContext.get()

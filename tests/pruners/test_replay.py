@@ -97,6 +97,9 @@ def _through_service(
         worker.start()
         worker.join(timeout=60)
         assert run.wait(10)
+        # The driver records when it decided each prune, and only then.
+        for t in study.trials:
+            assert ("optuna_spark:pruned_at" in t.system_attrs) == (t.state.name == "PRUNED")
     return answers, [t.state.name for t in study.trials]
 
 
