@@ -25,4 +25,4 @@ if [ "$installed" != "$lowest" ] && [ "$installed" != "$lowest.0" ]; then
   echo "Expected optuna $lowest in .venv-lowest, found $installed." >&2
   exit 1
 fi
-.venv-lowest/bin/python -m pytest -p no:cacheprovider -m "not spark and not cluster and not tensorflow and not docs"
+.venv-lowest/bin/python -m pytest -p no:cacheprovider -m "not spark and not cluster and not tensorflow and not torch and not docs"

@@ -11,9 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-pytest.importorskip("torch")
-
 import torch
 from torch import nn
 
@@ -271,7 +268,7 @@ def test_ablate_model_errors() -> None:
 
 @pytest.mark.slow
 def test_ablate_model_with_a_lightning_module() -> None:
-    lightning = pytest.importorskip("lightning")
+    import lightning
 
     class Regressor(lightning.LightningModule):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
