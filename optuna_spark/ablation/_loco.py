@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 
@@ -120,22 +122,21 @@ class LOCOSampler(AblationSampler):
         min_effect: float | None = None,
         futility: bool = True,
     ) -> None:
-        names = {
-            "features": features,
-            "layers": layers,
-            "layer_groups": layer_groups,
-            "components": components,
-        }
-        policy: AblationPolicy
-        if leave_one_in:
-            if pairs is not False:
-                raise ValueError(
-                    "pairs are arms that leave two components out; with leave_one_in=True "
-                    "give pairs=False (run a second, leave-one-out study for pairs)."
-                )
-            policy = LeaveOneIn(**names, include_base=include_base)  # type: ignore[arg-type]
-        else:
-            policy = LeaveOneOut(**names, pairs=pairs, include_base=include_base)  # type: ignore[arg-type]
+        if leave_one_in and pairs is not False:
+            raise ValueError(
+                "pairs are arms that leave two components out; with leave_one_in=True "
+                "give pairs=False (run a second, leave-one-out study for pairs)."
+            )
+        make: Callable[..., AblationPolicy] = (
+            LeaveOneIn if leave_one_in else functools.partial(LeaveOneOut, pairs=pairs)
+        )
+        policy = make(
+            features=features,
+            layers=layers,
+            layer_groups=layer_groups,
+            components=components,
+            include_base=include_base,
+        )
         super().__init__(
             policy,
             n_repeats=n_repeats,

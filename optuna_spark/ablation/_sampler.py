@@ -374,12 +374,9 @@ class AblationSampler(BaseSampler):
             history = self._history(study, scan)
             recorded = dict(history.memory)
             arms = self._checked(self._policy.arms(history))
-            storage = optuna_adapter.storage_of(study)
             for key, value in history.memory.items():  # what the policy decided: kept
                 if recorded.get(key, _UNSET) != value:
-                    storage.set_study_system_attr(
-                        optuna_adapter.study_id_of(study), a.SYS_MEMORY + key, value
-                    )
+                    storage.set_study_system_attr(study_id, a.SYS_MEMORY + key, value)
         wanted = (
             self._adaptive_wanted(study, scan, arms)
             if self._adaptive_repeats
@@ -443,17 +440,22 @@ class AblationSampler(BaseSampler):
         points = seq.look_points(self._low, self._high)
         storage, study_id = optuna_adapter.storage_of(study), optuna_adapter.study_id_of(study)
         recorded = storage.get_study_system_attrs(study_id)
-        ref_values = {r: v for (lb, r), v in scan.values.items() if lb == reference}
+        by_arm: dict[str, dict[int, float]] = {}
+        for (lb, r), v in scan.values.items():
+            by_arm.setdefault(lb, {})[r] = v
+        n_taken_of: dict[str, int] = {}
+        for lb, r in scan.taken:
+            n_taken_of[lb] = max(n_taken_of.get(lb, 0), r + 1)
+        ref_values = by_arm.get(reference, {})
         others = [lb for lb in arms if lb != reference]
         wanted: dict[str, int] = {}
         for label in others:
-            taken = [r for lb, r in scan.taken if lb == label]
-            n_taken = max(taken, default=-1) + 1
+            n_taken = n_taken_of.get(label, 0)
             key = a.SYS_DECISION + label
             if key in recorded:
                 wanted[label] = n_taken
                 continue
-            values = {r: v for (lb, r), v in scan.values.items() if lb == label}
+            values = by_arm.get(label, {})
             d = seq.paired_differences(values, ref_values)
             settled = n_taken >= self._high and all(
                 (lb, r) in scan.finished for lb in (label, reference) for r in range(self._high)
@@ -481,7 +483,7 @@ class AblationSampler(BaseSampler):
                 )
                 look = next((p for p in points if p > len(d)), self._high)
                 wanted[label] = min(self._high, look + lost)
-        taken_ref = max((r for lb, r in scan.taken if lb == reference), default=-1) + 1
+        taken_ref = n_taken_of.get(reference, 0)
         wanted[reference] = max([self._low if others else 0, taken_ref, *wanted.values()])
         return wanted
 
