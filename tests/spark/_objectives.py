@@ -92,11 +92,3 @@ def leave_a_cycle(trial: optuna.trial.BaseTrial, marker_dir: str) -> float:
     weakref.finalize(cycle, collected)
     del cycle
     return 0.0
-
-
-def tf_log_level(trial: optuna.trial.BaseTrial) -> float:
-    """Records the worker's ``TF_CPP_MIN_LOG_LEVEL`` (``None`` when unset)."""
-    import os
-
-    trial.set_user_attr("tf_log_level", os.environ.get("TF_CPP_MIN_LOG_LEVEL"))
-    return trial.suggest_float("x", 0.0, 1.0)

@@ -52,16 +52,6 @@ def test_gc_after_trial_collects_on_the_worker_after_each_trial(
     assert seen == [None] + [gc_after_trial] * 3  # one worker: every trial in one process
 
 
-def test_workers_lower_tensorflows_logging_unless_the_user_set_it(spark: object) -> None:
-    import os
-
-    study = optuna.create_study()
-    SparkExecutor(spark, n_workers=2).optimize(study, _objectives.tf_log_level, n_trials=2)  # type: ignore[arg-type]
-    # Local workers inherit the driver's environment: a level set there is the user's.
-    expected = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")
-    assert {t.user_attrs["tf_log_level"] for t in study.trials} == {expected}
-
-
 def _prints(trial: optuna.trial.BaseTrial) -> float:
     print(f"epoch 1 of trial {trial.number}")
     return trial.suggest_float("x", 0, 1)
