@@ -9,13 +9,21 @@ ships with scikit-learn (442 patients, 10 features; no downloads):
 3. leaves features out one at a time *and in pairs* (two blood serum measurements that carry
    overlapping information), with *adaptive repeats*: arms that are decided stop early.
 
-    python examples/ablation_beyond_loco.py
-    optuna-dashboard sqlite:///ablation_beyond_loco.db     # the three studies, in a browser
+    python examples/ablation_beyond_loco.py                        # into outputs/
+    optuna-dashboard sqlite:///outputs/ablation_beyond_loco.db     # the three studies
+    python examples/ablation_beyond_loco.py --resume               # continue them
+
+A run starts new studies, replacing those an earlier run left in the storage (it says so).
+``--resume`` continues the tuning study, and the two ablations when they were run for the
+configuration that the tuning now finds best (else they are replaced: their results would be
+those of an earlier configuration).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -32,6 +40,9 @@ from optuna_spark.ablation import ablate_data
 from optuna_spark.ablation import ablation_path_report
 from optuna_spark.ablation import ablation_report
 from optuna_spark.ablation import get_arm
+
+#: Where the examples write what they make (a folder that git ignores).
+OUTPUTS = Path("outputs")
 
 #: Where the ablation path starts: scikit-learn's defaults (``l2_regularization`` is 0 there,
 #: below the log-scale range searched, so its smallest value stands in).
@@ -73,38 +84,86 @@ def feature_objective(trial: optuna.trial.BaseTrial) -> float:
     return _mae(model, x, y, seed=arm.seed)
 
 
+def open_study(
+    resume: bool, made_for: dict[str, Any] | None = None, **kwargs: Any
+) -> optuna.Study:
+    """``optuna.create_study(**kwargs)``: a new study, or with ``resume`` the earlier run's.
+
+    Says which. A study of the same name left by an earlier run is replaced (deleted first),
+    unless ``resume`` is set and the study was made for the tuned parameters ``made_for``:
+    then it is continued.
+
+    Args:
+        resume: Continue the earlier run's study rather than replace it.
+        made_for: The tuned parameters the study is for (recorded as its user attribute
+            ``tuned``); ``None`` for the tuning study itself.
+        **kwargs: ``optuna.create_study``'s arguments, ``study_name`` and ``storage`` included.
+    """
+    name, storage = kwargs["study_name"], kwargs["storage"]
+    earlier = None
+    if name in optuna.get_all_study_names(storage):
+        earlier = optuna.load_study(study_name=name, storage=storage)
+    stale = (
+        made_for is not None
+        and earlier is not None
+        and earlier.user_attrs.get("tuned") != made_for
+    )
+    if earlier is not None and (stale or not resume):
+        optuna.delete_study(study_name=name, storage=storage)
+    study = optuna.create_study(load_if_exists=True, **kwargs)
+    if made_for is not None:
+        study.set_user_attr("tuned", made_for)
+    if earlier is None:
+        print(f"Study {name!r} in {storage}: new.")
+    elif not resume:
+        print(f"Study {name!r} in {storage}: replaced the earlier run's (--resume continues it).")
+    elif stale:
+        print(f"Study {name!r} in {storage}: replaced (it was for another tuned configuration).")
+    else:
+        print(f"Study {name!r} in {storage}: resumed, {len(study.trials)} trials so far.")
+    return study
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-trials", type=int, default=40, help="tuning trials")
+    parser.add_argument("--n-trials", type=int, default=40, help="tuning trials this run adds")
     parser.add_argument("--max-repeats", type=int, default=12, help="most repeats per arm")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--n-workers", type=int, default=2, help="concurrent Spark tasks")
+    parser.add_argument("--storage", default=f"sqlite:///{OUTPUTS}/ablation_beyond_loco.db")
+    parser.add_argument("--resume", action="store_true", help="continue the earlier run's studies")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = "sqlite:///ablation_beyond_loco.db"
-    executor = SparkExecutor(n_workers=args.workers)
+    OUTPUTS.mkdir(exist_ok=True)
+    storage = args.storage
+    executor = SparkExecutor(n_workers=args.n_workers)
 
     # 1. Tune, starting from the defaults.
-    tuned = optuna.create_study(study_name="tuning", storage=storage, load_if_exists=True)
+    tuned = open_study(args.resume, study_name="tuning", storage=storage)
     if not tuned.trials:
         tuned.enqueue_trial(DEFAULTS)
     executor.optimize(tuned, tuning_objective, n_trials=args.n_trials, show_progress_bar=True)
     print(f"\ndefaults: MAE {tuned.trials[0].value:.2f}; tuned: MAE {tuned.best_value:.2f}")
 
-    # 2. The ablation path from the defaults to the best configuration.
+    # 2. The ablation path from the defaults to the best configuration: with n parameters
+    # changed, n (n + 1) / 2 + 1 configurations (the progress bar's total).
     path = AblationPath.from_study(tuned, source=DEFAULTS)
-    path_study = optuna.create_study(
+    path_study = open_study(
+        args.resume,
+        made_for=tuned.best_params,
         study_name="ablation-path",
         storage=storage,
         sampler=AblationSampler(path, seed=0),
-        load_if_exists=True,  # a second run resumes (and finds the path already walked)
     )
-    executor.optimize(path_study, tuning_objective)  # ends by itself
+    n = len(path.params)
+    left = n * (n + 1) // 2 + 1 - len(path_study.trials)
+    executor.optimize(path_study, tuning_objective, n_trials=left, show_progress_bar=True)
     report = ablation_path_report(path_study)
     print("\nablation path (MAE; gain = how much lower than the step before):")
     steps = report[["step", "param", "from_value", "to_value", "mean", "gain", "share"]]
     print(steps.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
-    # 3. Features left out alone and in pairs, with adaptive repeats.
+    # 3. Features left out alone and in pairs, with adaptive repeats: arms that are decided
+    # stop early, so the sampler's n_trials (every arm at the most repeats) is a bound.
     features = load_diabetes().feature_names
     sampler = LOCOSampler(
         features=features,
@@ -112,11 +171,16 @@ def main() -> None:
         n_repeats=(3, args.max_repeats),
         seed=0,
     )
-    loco = optuna.create_study(
-        study_name="features", storage=storage, sampler=sampler, load_if_exists=True
+    loco = open_study(
+        args.resume,
+        made_for=tuned.best_params,
+        study_name="features",
+        storage=storage,
+        sampler=sampler,
     )
-    loco.set_user_attr("tuned", tuned.best_params)
-    executor.optimize(loco, feature_objective, show_progress_bar=True)
+    print(f"\nfeature ablation: {len(sampler.arms)} arms, at most {sampler.n_trials} trials")
+    left = sampler.n_trials - len(loco.trials)
+    executor.optimize(loco, feature_objective, n_trials=left, show_progress_bar=True)
     table = ablation_report(loco)
     fixed = sampler.n_trials
     print(f"\nfeature ablation: {len(loco.trials)} trials ({fixed} with fixed repeats); MAE:")

@@ -11,7 +11,7 @@ an input with no effect at all. The network has named dense layers (``hidden_1``
 can switch off).
 
 ``LOCOSampler`` makes each arm (the base, and each feature, layer, group of layers and
-component left out) an Optuna trial, ``--repeats`` times with paired seeds; the study runs on
+component left out) an Optuna trial, ``--n-repeats`` times with paired seeds; the study runs on
 embedded Spark through ``SparkExecutor`` and ends by itself. The report gives each arm's mean
 validation error, its difference from the base with a 95% confidence interval, and whether
 that difference is significant after Holm's correction for the number of arms. Expect (with
@@ -22,14 +22,19 @@ from ``area``), ``noise`` and the hidden layers to change nothing that matters.
     pip install "optuna-spark[tensorflow]"
     python examples/ablation_housing.py                     # on embedded Spark
     python examples/ablation_housing.py --local             # plain study.optimize, no Spark
-    python examples/ablation_housing.py --storage sqlite:///ablation.db
-    optuna-dashboard sqlite:///ablation.db                  # arms in params and user attrs
+    python examples/ablation_housing.py --storage sqlite:///outputs/ablation.db
+    optuna-dashboard sqlite:///outputs/ablation.db          # arms in params and user attrs
+
+The plot goes to ``outputs/ablation_housing.html``. The study is in memory unless
+``--storage`` names one; there, a run replaces the study an earlier run left (it says so), and
+``--resume`` continues it instead (the arms and repeats not run yet).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +51,8 @@ from optuna_spark.ablation import plot_ablation
 
 FEATURES = ["floors", "area", "rooms", "noise"]
 LABEL = "price"
+#: Where the examples write what they make (a folder that git ignores).
+OUTPUTS = Path("outputs")
 
 
 def make_houses(n: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -115,14 +122,52 @@ class Objective:
         return objective(trial, self.epochs)
 
 
+def open_study(resume: bool, **kwargs: Any) -> optuna.Study:
+    """``optuna.create_study(**kwargs)``: a new study, or with ``resume`` the earlier run's.
+
+    Says which: a study of the same name left in the storage by an earlier run is replaced
+    (deleted first) unless ``resume`` is set, and then continued. In memory it is always new.
+
+    Args:
+        resume: Continue the earlier run's study rather than replace it.
+        **kwargs: ``optuna.create_study``'s arguments, ``study_name`` and ``storage`` included.
+    """
+    name, storage = kwargs["study_name"], kwargs["storage"]
+    if storage is None:
+        print(f"Study {name!r} in memory: new (--storage keeps a study).")
+        return optuna.create_study(**kwargs)
+    earlier = name in optuna.get_all_study_names(storage)
+    if earlier and not resume:
+        optuna.delete_study(study_name=name, storage=storage)
+    study = optuna.create_study(load_if_exists=True, **kwargs)
+    if not earlier:
+        print(f"Study {name!r} in {storage}: new.")
+    elif resume:
+        print(f"Study {name!r} in {storage}: resumed, {len(study.trials)} trials so far.")
+    else:
+        print(f"Study {name!r} in {storage}: replaced the earlier run's (--resume continues it).")
+    return study
+
+
+def trials_left(study: optuna.Study, sampler: LOCOSampler) -> int:
+    """How many (arm, repeat) pairs the study has not run yet: the progress bar's total."""
+    taken = {
+        (t.user_attrs["loco_arm"], t.user_attrs["loco_repeat"])
+        for t in study.trials
+        if "loco_arm" in t.user_attrs and "loco_repeat" in t.user_attrs
+    }
+    return sampler.n_trials - len(taken)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--repeats", type=int, default=5, help="seeds per arm")
+    parser.add_argument("--n-repeats", type=int, default=5, help="seeds per arm")
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--workers", type=int, default=2, help="concurrent Spark tasks")
+    parser.add_argument("--n-workers", type=int, default=2, help="concurrent Spark tasks")
     parser.add_argument("--local", action="store_true", help="plain study.optimize, no Spark")
     parser.add_argument("--storage", default=None, help="an Optuna storage URL")
-    parser.add_argument("--out", default="ablation_housing.html", help="where to save the plot")
+    parser.add_argument("--resume", action="store_true", help="continue the earlier run's study")
+    parser.add_argument("--out", default=str(OUTPUTS / "ablation_housing.html"), help="the plot")
     args = parser.parse_args()
 
     sampler = LOCOSampler(
@@ -130,13 +175,14 @@ def main() -> None:
         layers=["hidden_2"],
         layer_groups={"deep": ["hidden_2", "hidden_3"]},
         components=["standardize"],
-        n_repeats=args.repeats,
+        n_repeats=args.n_repeats,
         seed=0,
     )
-    study = optuna.create_study(
-        study_name="ablation_housing",
+    OUTPUTS.mkdir(exist_ok=True)
+    study = open_study(
+        args.resume,
+        study_name="ablation-housing",
         storage=args.storage,
-        load_if_exists=True,
         direction="minimize",
         sampler=sampler,
     )
@@ -149,12 +195,14 @@ def main() -> None:
         except ImportError:
             print("optuna_spark.SparkExecutor is not available; running in this process.")
         else:
-            executor = SparkExecutor(n_workers=args.workers)
+            executor = SparkExecutor(n_workers=args.n_workers)
+    # The sampler ends the study by itself when every arm has run all its repeats; the number
+    # of trials left gives the progress bar its total and ETA.
+    n_trials = trials_left(study, sampler)
     if executor is not None:
-        # Ends by itself when every arm has run all its repeats.
-        executor.optimize(study, Objective(args.epochs), show_progress_bar=True)
+        executor.optimize(study, Objective(args.epochs), n_trials=n_trials, show_progress_bar=True)
     else:
-        study.optimize(Objective(args.epochs), show_progress_bar=True)
+        study.optimize(Objective(args.epochs), n_trials=n_trials, show_progress_bar=True)
 
     report = ablation_report(study)
     print(

@@ -3,23 +3,34 @@
 The data (8x8 images of hand-written digits, 1,797 samples) ships inside scikit-learn: no
 downloads. ``KerasPruningCallback`` reports each epoch's validation accuracy (the value the
 study maximizes: a pruner compares reports in the study's direction) to the driver, whose
-pruner compares it with every other worker's trials.
+pruner compares it with every other worker's trials. Each epoch's weights are a checkpoint
+(``optuna_spark.checkpoint.for_keras``): a trial whose worker is lost resumes on another at the
+epoch after its last checkpoint (``resume_lost_trials``).
 
     pip install "optuna-spark[tensorflow,examples]"
-    python examples/keras_pruning.py
-    optuna-dashboard sqlite:///keras_pruning.db     # learning curves, live
+    python examples/keras_pruning.py                        # into outputs/keras_pruning.db
+    optuna-dashboard sqlite:///outputs/keras_pruning.db     # learning curves, live
+    python examples/keras_pruning.py --resume               # more trials in the same study
+
+A run starts a new study, replacing the one an earlier run left in the storage (it says so);
+``--resume`` continues that one instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
+from typing import Any
 
 import optuna
 
 from optuna_spark import SparkExecutor
+from optuna_spark import checkpoint
 
 EPOCHS = 12
+#: Where the examples write what they make (a folder that git ignores).
+OUTPUTS = Path("outputs")
 
 
 def objective(trial: optuna.trial.BaseTrial) -> float:
@@ -51,36 +62,65 @@ def objective(trial: optuna.trial.BaseTrial) -> float:
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+    # The weights of the trial's last checkpoint when it resumes, and the epoch to go on at.
+    start, save_weights = checkpoint.for_keras(trial, model)  # type: ignore[arg-type]
     history = model.fit(
         X_train,
         y_train,
         validation_data=(X_valid, y_valid),
         epochs=EPOCHS,
+        initial_epoch=start,
         batch_size=64,
         verbose=0,
         # Report what the study maximizes: the pruner ranks reports in the study's direction.
-        callbacks=[KerasPruningCallback(trial, "val_accuracy")],
+        callbacks=[save_weights, KerasPruningCallback(trial, "val_accuracy")],
     )
     return float(history.history["val_accuracy"][-1])
 
 
+def open_study(resume: bool, **kwargs: Any) -> optuna.Study:
+    """``optuna.create_study(**kwargs)``: a new study, or with ``resume`` the earlier run's.
+
+    Says which: a study of the same name left by an earlier run is replaced (deleted first)
+    unless ``resume`` is set, and then continued.
+
+    Args:
+        resume: Continue the earlier run's study rather than replace it.
+        **kwargs: ``optuna.create_study``'s arguments, ``study_name`` and ``storage`` included.
+    """
+    name, storage = kwargs["study_name"], kwargs["storage"]
+    earlier = name in optuna.get_all_study_names(storage)
+    if earlier and not resume:
+        optuna.delete_study(study_name=name, storage=storage)
+    study = optuna.create_study(load_if_exists=True, **kwargs)
+    if not earlier:
+        print(f"Study {name!r} in {storage}: new.")
+    elif resume:
+        print(f"Study {name!r} in {storage}: resumed, {len(study.trials)} trials so far.")
+    else:
+        print(f"Study {name!r} in {storage}: replaced the earlier run's (--resume continues it).")
+    return study
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-trials", type=int, default=24)
-    parser.add_argument("--n-workers", type=int, default=2)
-    parser.add_argument("--storage", default="sqlite:///keras_pruning.db")
+    parser.add_argument("--n-trials", type=int, default=24, help="trials this run adds")
+    parser.add_argument("--n-workers", type=int, default=2, help="concurrent Spark tasks")
+    parser.add_argument("--storage", default=f"sqlite:///{OUTPUTS}/keras_pruning.db")
+    parser.add_argument("--resume", action="store_true", help="continue the earlier run's study")
     args = parser.parse_args()
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
+    OUTPUTS.mkdir(exist_ok=True)
+    study = open_study(
+        args.resume,
         study_name="keras-digits",
         storage=args.storage,
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2),
-        load_if_exists=True,
     )
-    SparkExecutor(n_workers=args.n_workers).optimize(
+    SparkExecutor(n_workers=args.n_workers, resume_lost_trials=1).optimize(
         study, objective, n_trials=args.n_trials, show_progress_bar=True
     )
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)

@@ -15,44 +15,37 @@ from typing import Any
 
 from optuna_spark._version import __version__ as __version__
 from optuna_spark.exceptions import AuthenticationError
+from optuna_spark.exceptions import CheckpointError
 from optuna_spark.exceptions import MessageTooLargeError
 from optuna_spark.exceptions import OptunaSparkError
 from optuna_spark.exceptions import ProtocolError
 from optuna_spark.exceptions import RemoteError
 from optuna_spark.exceptions import SparkSetupError
+from optuna_spark.exceptions import StorageUnavailableError
 
 if TYPE_CHECKING:
+    from optuna_spark._coordinator import get_trial_log
+    from optuna_spark._spark._executor import SparkExecutor
+    from optuna_spark._storages import RemoteStorage
     from optuna_spark.ablation import LOCOSampler
-    from optuna_spark.coordinator import StorageServer as StorageServer
-    from optuna_spark.coordinator import StudyRun as StudyRun
-    from optuna_spark.coordinator import StudyServer as StudyServer
-    from optuna_spark.coordinator import get_trial_log
-    from optuna_spark.spark import SparkExecutor
-    from optuna_spark.storages import RemoteStorage
-    from optuna_spark.wire import Endpoint as Endpoint
-    from optuna_spark.worker import RemoteTrial as RemoteTrial
-    from optuna_spark.worker import WorkerSpec as WorkerSpec
-    from optuna_spark.worker import run_worker as run_worker
 
 _LAZY = {
-    "Endpoint": "optuna_spark.wire",
-    "get_trial_log": "optuna_spark.coordinator",
+    "get_trial_log": "optuna_spark._coordinator",
     "LOCOSampler": "optuna_spark.ablation",
-    "RemoteStorage": "optuna_spark.storages",
-    "RemoteTrial": "optuna_spark.worker",
-    "SparkExecutor": "optuna_spark.spark",
-    "StorageServer": "optuna_spark.coordinator",
-    "StudyRun": "optuna_spark.coordinator",
-    "StudyServer": "optuna_spark.coordinator",
-    "WorkerSpec": "optuna_spark.worker",
-    "run_worker": "optuna_spark.worker",
+    "RemoteStorage": "optuna_spark._storages",
+    "SparkExecutor": "optuna_spark._spark._executor",
 }
+
+#: Names that live in :mod:`optuna_spark.remote` (the pieces for running workers outside
+#: Spark): asking for them here says where they are.
+_MOVED = {"Endpoint", "RemoteTrial", "StudyRun", "StudyServer", "WorkerSpec", "run_worker"}
 
 #: What users need: the executor, the ablation sampler, the storage proxy, the trial log, and
 #: every exception the package raises. The pieces for running workers outside Spark live in
-#: :mod:`optuna_spark.remote` (their names here still import, for existing code).
+#: :mod:`optuna_spark.remote`.
 __all__ = [
     "AuthenticationError",
+    "CheckpointError",
     "LOCOSampler",
     "MessageTooLargeError",
     "OptunaSparkError",
@@ -61,6 +54,7 @@ __all__ = [
     "RemoteStorage",
     "SparkExecutor",
     "SparkSetupError",
+    "StorageUnavailableError",
     "get_trial_log",
 ]
 
@@ -68,6 +62,11 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
+        if name in _MOVED:
+            raise AttributeError(
+                f"module {__name__!r} has no attribute {name!r}; import it from "
+                f"optuna_spark.remote: `from optuna_spark.remote import {name}`."
+            )
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import optuna
+from optuna._warnings import optuna_warn
 from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
 from optuna.samplers import GridSampler
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
@@ -24,15 +26,19 @@ from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_spark._handout import Availability
+from optuna_spark._handout import FiniteSampler
+
 __all__ = [
     "FrozenStudy",
-    "all_points_started",
     "clear_stop",
     "distribution_contains",
+    "finite_view",
     "forget_cached_trials",
     "frozen_study",
     "in_optimize_loop",
     "is_in_optimize_loop",
+    "remember_report",
     "stop_requested",
     "storage_of",
     "study_id_of",
@@ -124,72 +130,102 @@ def tell(
     trial: optuna.Trial,
     values: float | Sequence[float] | None,
     state: TrialState | None,
-    failure: str | None = None,
+    detail: str | None = None,
 ) -> FrozenTrial:
-    """Finish ``trial`` exactly as ``Study.optimize`` does, logging as it logs.
+    """Finish ``trial`` exactly as ``Study.optimize`` does, logging its lines word for word.
 
     ``values`` with ``state=None`` go through Optuna's checks (NaN, None, wrong count: FAIL
-    with a warning). ``failure`` is the reason logged for a FAIL state that the caller chose.
-    Uses ``optuna.study._tell._tell_with_warning`` and ``Study._log_completed_trial``.
+    with a warning). ``detail`` is what ``Study.optimize`` would put in the line: ``str()`` of
+    the ``TrialPruned`` for a PRUNED state, ``repr()`` of the objective's exception for a FAIL
+    the caller chose. Uses ``optuna.study._tell._tell_with_warning`` and
+    ``Study._log_completed_trial``.
     """
     new_state, new_values, warning = _tell_with_warning(
         study, trial, values, state, suppress_warning=True
     )
+    # The stored trial, not ``trial``: with sampling on the workers, the parameters were set
+    # there, and the driver's ``optuna.Trial`` never saw them.
+    frozen = storage_of(study).get_trial(trial_id_of(trial))
     if new_state == TrialState.COMPLETE:
         assert new_values is not None
-        study._log_completed_trial(new_values, trial.number, trial.params)
+        study._log_completed_trial(new_values, frozen.number, frozen.params)
     elif new_state == TrialState.PRUNED:
-        _study_logger.info(f"Trial {trial.number} pruned.")
+        _study_logger.info(f"Trial {frozen.number} pruned. {detail or ''}")
     elif new_state == TrialState.FAIL:
-        why = warning if warning is not None else failure
+        why = warning if warning is not None else detail
         if why:
             _study_logger.warning(
-                f"Trial {trial.number} failed with parameters: {trial.params} because of the "
-                f"following error: {why}."
+                f"Trial {frozen.number} failed with parameters: {frozen.params} because of "
+                f"the following error: {why}."
             )
-    return storage_of(study).get_trial(trial_id_of(trial))
+            returned: object = values  # as the objective returned it: one value or several
+            if isinstance(values, Sequence) and len(values) == 1:
+                returned = values[0]
+            _study_logger.warning(f"Trial {frozen.number} failed with value {returned!r}.")
+    return frozen
 
 
-def all_points_started(study: optuna.Study) -> bool:
-    """Whether asking once more could only repeat a point that is already running or done.
+class _GridView:
+    """``GridSampler`` as a :class:`~optuna_spark._handout.FiniteSampler`.
 
-    ``GridSampler`` (and any sampler with a public ``is_exhausted``) has a finite set of
-    points. Once every point has started, a central driver hands out no more trials instead of
-    duplicating a running one (``GridSampler.is_exhausted`` answers only once every point has
-    finished). Reads ``GridSampler._all_grids``, ``GridSampler._same_search_space`` and the
-    ``grid_id`` / ``search_space`` trial system attributes that GridSampler writes.
+    ``GridSampler.is_exhausted`` answers only once every point has *finished*; a central
+    driver must stop handing out trials once every point has *started*, instead of
+    duplicating a running one. Reads ``GridSampler._all_grids``,
+    ``GridSampler._same_search_space`` and the ``grid_id`` / ``search_space`` trial system
+    attributes that GridSampler writes.
     """
-    sampler = study.sampler
-    if isinstance(sampler, GridSampler):
+
+    def __init__(self, sampler: GridSampler) -> None:
+        self._sampler = sampler
+
+    def availability(self, study: optuna.Study) -> Availability:
         storage, study_id = storage_of(study), study_id_of(study)
-        if storage.get_n_trials(study_id, TrialState.WAITING) > 0:
-            return False
         started: set[int] = set()
         for t in storage.get_all_trials(study_id, deepcopy=False):
+            if t.state == TrialState.WAITING:
+                return Availability.READY  # a queued trial (a retry) goes out first
             grid_id = t.system_attrs.get("grid_id")
-            if (
-                grid_id is not None
-                and sampler._same_search_space(t.system_attrs["search_space"])
-                and (t.state.is_finished() or t.state == TrialState.RUNNING)
+            if grid_id is not None and self._sampler._same_search_space(
+                t.system_attrs["search_space"]
             ):
                 started.add(grid_id)
-        return len(started) >= len(sampler._all_grids)
-    is_exhausted = getattr(sampler, "is_exhausted", None)
-    if callable(is_exhausted):
-        return bool(is_exhausted(study))
-    return False
+        if len(started) >= len(self._sampler._all_grids):
+            return Availability.EXHAUSTED
+        return Availability.READY
 
 
-def sampler_must_wait(study: optuna.Study) -> bool:
-    """Whether the sampler has nothing to hand out until a running trial finishes.
+def finite_view(sampler: BaseSampler) -> FiniteSampler | None:
+    """``sampler`` as a :class:`~optuna_spark._handout.FiniteSampler`, when it is one.
 
-    An adaptive ablation (``AblationSampler.must_wait``) decides what runs next from results
-    that are not in yet; a driver keeps the asking worker waiting instead of making a trial.
+    A sampler that implements the protocol is its own view; ``GridSampler`` is wrapped
+    (:class:`_GridView`); any other sampler always has a next point (``None``).
     """
-    must_wait = getattr(study.sampler, "must_wait", None)
-    return callable(must_wait) and bool(must_wait(study))
+    if isinstance(sampler, FiniteSampler):
+        return sampler
+    if isinstance(sampler, GridSampler):
+        return _GridView(sampler)
+    return None
 
 
 def distribution_contains(distribution: BaseDistribution, internal_value: float) -> bool:
     """Whether ``internal_value`` lies in ``distribution`` (``BaseDistribution._contains``)."""
     return bool(distribution._contains(internal_value))
+
+
+def remember_report(trial: optuna.Trial, value: float, step: int) -> bool:
+    """``trial.report(value, step)`` in memory only: the step joins the trial's own view of
+    itself (what ``trial.should_prune()`` gives the pruner), and the caller writes it to the
+    storage. Checks and warns as ``Trial.report`` does; returns ``False`` for a step reported
+    already, which is ignored."""
+    if len(trial.study.directions) > 1:
+        raise NotImplementedError(
+            "Trial.report is not supported for multi-objective optimization."
+        )
+    if step < 0:
+        raise ValueError(f"`{step=}` must be non-negative.")
+    cached = trial._cached_frozen_trial
+    if step in cached.intermediate_values:
+        optuna_warn(f"The reported value is ignored because this `{step=}` is already reported.")
+        return False
+    cached.intermediate_values[step] = value
+    return True

@@ -14,3 +14,11 @@ def check_positive(name: str, value: float | None, *, allow_zero: bool = False) 
             f"{name} must be {'non-negative' if allow_zero else 'positive'}, "
             f"but got {name}={value!r}."
         )
+
+
+def check_catch(catch: object) -> None:
+    """``catch`` as ``Study.optimize`` accepts it: a tuple (of exception types)."""
+    if not isinstance(catch, tuple):
+        raise TypeError(
+            f"The catch argument is of type '{type(catch).__name__}' but must be a tuple."
+        )

@@ -3,7 +3,7 @@
 In ``study.optimize(n_jobs=...)`` an adaptive ablation sampler waits in ``before_trial`` until a
 running trial's result decides what comes next. A driver that asks for its workers must never
 block there (it holds its sampler lock, which the running trials need): it asks the sampler's
-``must_wait`` first and parks the worker's request itself, and it asks inside
+``availability`` first and parks the worker's request itself, and it asks inside
 :func:`never_wait`, so that a sampler that finds nothing to hand out after all answers at once.
 """
 

@@ -22,7 +22,8 @@ class ProtocolError(OptunaSparkError):
 
 
 class MessageTooLargeError(ProtocolError):
-    """A message is larger than the receiving end accepts (``max_message_bytes``).
+    """A message is larger than the receiving end accepts (a ``StudyServer``'s
+    ``max_request_bytes``, a client's ``max_reply_bytes``).
 
     The receiver refuses it before reading it and closes the connection, since the stream
     cannot be resynchronized; the next call opens a new one.
@@ -45,3 +46,12 @@ class RemoteError(OptunaSparkError):
 
 class SparkSetupError(OptunaSparkError):
     """Spark could not be started or used as configured."""
+
+
+class CheckpointError(OptunaSparkError):
+    """A checkpoint cannot be saved or loaded as configured (no store for the run)."""
+
+
+class StorageUnavailableError(OptunaSparkError):
+    """The study's storage kept failing (unreachable, restarting) for longer than the run's
+    ``storage_grace``: the optimization stops."""

@@ -4,9 +4,10 @@
 any other way (threads, processes, machines that reach the server):
 
 - :class:`StudyServer` serves an Optuna storage, and the studies being optimized, to
-  authenticated clients (``StorageServer`` is its former name);
-- :class:`StudyRun` is one distributed optimization of a study on that server, and
-  :meth:`StudyRun.worker_spec` what its workers start with (:class:`WorkerSpec`);
+  authenticated clients;
+- :class:`StudyRun` is one distributed optimization of a study on that server (its settings
+  are a :class:`RunConfig`), and :meth:`StudyRun.worker_spec` what its workers start with
+  (:class:`WorkerSpec`);
 - :func:`run_worker` is the worker loop (what each Spark task runs), which hands objectives a
   :class:`RemoteTrial`;
 - :class:`RemoteStorage` is an Optuna storage that talks to a ``StudyServer``, and
@@ -35,20 +36,20 @@ Example:
         assert len(study.trials) == 6
 """
 
-from optuna_spark.coordinator import StorageServer
-from optuna_spark.coordinator import StudyRun
-from optuna_spark.coordinator import StudyServer
-from optuna_spark.storages import RemoteStorage
+from optuna_spark._coordinator import StudyRun
+from optuna_spark._coordinator import StudyServer
+from optuna_spark._storages import RemoteStorage
+from optuna_spark._worker import RemoteTrial
+from optuna_spark._worker import WorkerSpec
+from optuna_spark._worker import run_worker
 from optuna_spark.wire import Endpoint
-from optuna_spark.worker import RemoteTrial
-from optuna_spark.worker import WorkerSpec
-from optuna_spark.worker import run_worker
+from optuna_spark.wire.spec import RunConfig
 
 __all__ = [
     "Endpoint",
     "RemoteStorage",
     "RemoteTrial",
-    "StorageServer",
+    "RunConfig",
     "StudyRun",
     "StudyServer",
     "WorkerSpec",

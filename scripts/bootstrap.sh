@@ -21,6 +21,27 @@ if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
   fi
 fi
 
+# The tests start a private PostgreSQL server (never a system service: its binaries only),
+# and partition a worker with network namespaces (iproute2's ip).
+if [[ " $* " == *" test "* ]]; then
+  missing=""
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+    missing="$missing postgresql"
+  fi
+  command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+  if [ -n "$missing" ]; then
+    echo "Installing$missing for the fault tests..." >&2
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq
+      # shellcheck disable=SC2086
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    else
+      echo "The tests need:$missing (apt-get install$missing)." >&2
+      exit 1
+    fi
+  fi
+fi
+
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 extras="dashboard,examples,ablation"
@@ -38,4 +59,7 @@ case ",$extras," in
     .venv/bin/python -m pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
     ;;
 esac
-.venv/bin/python -m pip install -q -e ".[$extras]"
+# setuptools reports every editable install with a warning banner ("Editable installation.
+# ... Please be careful with folders in your working directory ..."): information for
+# packagers, not for a user setting up the project, so it is filtered out here alone.
+PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install -q -e ".[$extras]"

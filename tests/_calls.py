@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optuna_spark import StudyRun
+from optuna_spark.remote import StudyRun
 from optuna_spark.wire import messages as m
 
 WORKER = m.WorkerInfo(host="test-host", pid=0)
@@ -34,7 +34,8 @@ def tell(
     error: tuple[str, str, str] | None = None,
     caught: bool = True,
 ) -> None:
-    """``outcome`` is ``"values"``, ``"pruned"`` or ``"failed"`` (with ``error``)."""
+    """``outcome`` is ``"values"``, ``"pruned"`` or ``"failed"`` (with ``error``); returns
+    once the run has recorded it."""
     request: m.TellValues | m.TellPruned | m.TellFailed
     if outcome == "values":
         request = m.TellValues(run.run_id, reply.trial_id, value)
@@ -44,3 +45,4 @@ def tell(
         assert error is not None
         request = m.TellFailed(run.run_id, reply.trial_id, m.ErrorInfo(*error), caught)
     run.tell(conn, request)
+    assert run.flush(30)

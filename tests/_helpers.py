@@ -19,8 +19,8 @@ from optuna.storages import BaseStorage
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from optuna_spark import WorkerSpec
-from optuna_spark import run_worker
+from optuna_spark.remote import WorkerSpec
+from optuna_spark.remote import run_worker
 from tests._workers import process_main
 
 BACKENDS = ("inmemory", "sqlite", "journal")
@@ -47,16 +47,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float) -> None:
-    """Wait until something listens on 127.0.0.1:``port`` (a server started by a test)."""
+def wait_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
+    """Wait until something listens on ``host``:``port`` (a server started by a test)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             time.sleep(0.3)
-    raise TimeoutError(f"Nothing listens on 127.0.0.1:{port} after {timeout} s.")
+    raise TimeoutError(f"Nothing listens on {host}:{port} after {timeout} s.")
 
 
 def start_connect_server(

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import optuna
 
-from optuna_spark import RemoteTrial
-from optuna_spark import WorkerSpec
-from optuna_spark import run_worker
+from optuna_spark.remote import RemoteTrial
+from optuna_spark.remote import WorkerSpec
+from optuna_spark.remote import run_worker
 
 GRID_X = [-1.0, 0.0, 0.5, 1.0]
 GRID_C = ["a", "b", "c"]
@@ -138,3 +140,36 @@ def objective_very_chatty(trial: RemoteTrial) -> float:
         print(line)
     print("the end")
     return 0.0
+
+
+def objective_checkpointed(trial: optuna.Trial) -> float:
+    """Six steps, a checkpoint after each; resumes from its checkpoint and records the step
+    each of its runs started at (user attribute ``starts``).
+
+    Environment (so that spawned processes and drivers in subprocesses see it): with
+    ``OPTUNA_SPARK_TEST_DIE_AT=k`` the first run of trial 0 kills its process after saving
+    step ``k``; with ``OPTUNA_SPARK_TEST_HANG_AT=k`` it creates the file
+    ``OPTUNA_SPARK_TEST_MARK`` there and hangs.
+    """
+    from optuna_spark import checkpoint
+
+    x = trial.suggest_float("x", 0, 1)
+    ckpt = checkpoint.load(trial)
+    start = 0 if ckpt is None else ckpt.step + 1
+    if ckpt is not None:
+        assert (ckpt.path / "state.txt").read_text() == f"{x}:{ckpt.step}"
+    trial.set_user_attr("starts", [*trial.user_attrs.get("starts", []), start])
+    die_at = int(os.environ.get("OPTUNA_SPARK_TEST_DIE_AT", "-1"))
+    hang_at = int(os.environ.get("OPTUNA_SPARK_TEST_HANG_AT", "-1"))
+    first_run = ckpt is None and trial.number == 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for step in range(start, 6):
+            trial.report(x + step, step)
+            Path(tmp, "state.txt").write_text(f"{x}:{step}")
+            checkpoint.save(trial, tmp, step=step)
+            if first_run and step == die_at:
+                os._exit(17)
+            if first_run and step == hang_at:
+                Path(os.environ["OPTUNA_SPARK_TEST_MARK"]).touch()
+                threading.Event().wait()
+    return x

@@ -6,9 +6,12 @@ The core tests need no Spark; workers are threads or spawned processes on this m
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -16,9 +19,11 @@ import pytest
 from optuna.storages import BaseStorage
 
 from optuna_spark import RemoteStorage
-from optuna_spark import StorageServer
-from optuna_spark import StudyRun
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
 from tests._helpers import Workers
+from tests._postgres import PostgresServer
+from tests._postgres import find_bin_dir
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -58,12 +63,12 @@ def _quiet_optuna() -> None:
 
 
 @pytest.fixture
-def make_server() -> Iterator[Callable[..., StorageServer]]:
-    """Start servers with any ``StorageServer`` arguments; all are closed after the test."""
-    servers: list[StorageServer] = []
+def make_server() -> Iterator[Callable[..., StudyServer]]:
+    """Start servers with any ``StudyServer`` arguments; all are closed after the test."""
+    servers: list[StudyServer] = []
 
-    def make(storage: str | BaseStorage | None = None, **kwargs: object) -> StorageServer:
-        server = StorageServer(
+    def make(storage: str | BaseStorage | None = None, **kwargs: object) -> StudyServer:
+        server = StudyServer(
             storage if storage is not None else optuna.storages.InMemoryStorage(),
             **kwargs,  # type: ignore[arg-type]
         )
@@ -76,13 +81,13 @@ def make_server() -> Iterator[Callable[..., StorageServer]]:
 
 
 @pytest.fixture
-def server(make_server: Callable[..., StorageServer]) -> StorageServer:
+def server(make_server: Callable[..., StudyServer]) -> StudyServer:
     """A server over a fresh in-memory storage."""
     return make_server()
 
 
 @pytest.fixture
-def remote_storage(server: StorageServer) -> Iterator[RemoteStorage]:
+def remote_storage(server: StudyServer) -> Iterator[RemoteStorage]:
     storage = RemoteStorage(server.host, server.port, server.token)
     yield storage
     storage.close()
@@ -97,7 +102,7 @@ def workers() -> Iterator[Workers]:
 
 
 @pytest.fixture
-def open_run(server: StorageServer) -> Iterator[Callable[..., StudyRun]]:
+def open_run(server: StudyServer) -> Iterator[Callable[..., StudyRun]]:
     """Open a ``StudyRun`` on ``server`` for a study (by default a new one in its storage)."""
     runs: list[StudyRun] = []
 
@@ -117,3 +122,30 @@ def open_run(server: StorageServer) -> Iterator[Callable[..., StudyRun]]:
     for run in runs:
         run.stop()
         server.remove_run(run)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server on 127.0.0.1, for the whole session (see ``_postgres``)."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL's server binaries are missing: apt-get install postgresql")
+    root = Path(tempfile.mkdtemp(prefix="optuna-spark-postgres-"))
+    root.chmod(0o755)  # the server runs as the postgres user when the tests run as root
+    try:
+        server = PostgresServer(root / "server", bin_dir)
+        server.start()
+        try:
+            server.create_database()
+            yield server
+        finally:
+            server.stop("immediate")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of an empty ``optuna`` database on the session's PostgreSQL server."""
+    postgres_server.drop_and_create_database()
+    return postgres_server.url

@@ -1,4 +1,5 @@
-"""The ``.. testcode::`` examples of the package's docstrings run."""
+"""The ``.. testcode::`` examples of the package's docstrings (modules, classes and
+functions) run."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ def _examples() -> list[Any]:
     out: list[Any] = []
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            if not isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)):
                 continue
             doc = ast.get_docstring(node) or ""
+            name = "module" if isinstance(node, ast.Module) else node.name
             for i, block in enumerate(doc.split(".. testcode::")[1:]):
                 lines = []
                 for line in block.split("\n")[1:]:
@@ -33,7 +35,7 @@ def _examples() -> list[Any]:
                 out.append(
                     pytest.param(
                         textwrap.dedent("\n".join(lines)),
-                        id=f"{path.parent.name}.{path.stem}.{node.name}.{i}",
+                        id=f"{path.parent.name}.{path.stem}.{name}.{i}",
                         marks=marks,
                     )
                 )

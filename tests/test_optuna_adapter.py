@@ -19,6 +19,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from optuna_spark import _optuna_adapter as adapter
+from optuna_spark._handout import Availability
 
 _CHANGED = "Optuna changed {}: update optuna_spark/_optuna_adapter.py"
 
@@ -100,37 +101,40 @@ def test_tell_checks_values_and_logs_as_study_optimize(caplog: pytest.LogCapture
     )
 
 
-def test_all_points_started_reads_the_grid_samplers_records() -> None:
+def test_the_grid_samplers_view_reads_its_records() -> None:
     grid = {"x": [0.0, 1.0, 2.0]}
     study = optuna.create_study(sampler=GridSampler(grid, seed=0))
+    view = adapter.finite_view(study.sampler)
+    assert view is not None
     trials = []
     for _ in range(2):
         trials.append(study.ask())
         trials[-1].suggest_float("x", 0, 2)
-    assert not adapter.all_points_started(study)
+    assert view.availability(study) is Availability.READY
     trials.append(study.ask())
     trials[-1].suggest_float("x", 0, 2)
     # GridSampler's own is_exhausted waits for the points to finish; a central driver must not.
     assert not study.sampler.is_exhausted(study)
-    assert adapter.all_points_started(study), _CHANGED.format(
+    assert view.availability(study) is Availability.EXHAUSTED, _CHANGED.format(
         "GridSampler._all_grids, GridSampler._same_search_space or its grid_id/search_space "
         "system attributes"
     )
     # A WAITING trial (an enqueued retry) still has to run.
     study.enqueue_trial({"x": 0.0})
-    assert not adapter.all_points_started(study)
+    assert view.availability(study) is Availability.READY
 
 
-def test_other_samplers_are_exhausted_when_they_say_so() -> None:
-    class Finite(optuna.samplers.RandomSampler):
-        def is_exhausted(self, study: optuna.Study) -> bool:
-            return len(study.trials) >= 2
+def test_a_finite_sampler_is_its_own_view_and_others_have_none() -> None:
+    class TwoPoints(optuna.samplers.RandomSampler):
+        def availability(self, study: optuna.Study) -> Availability:
+            done = len(study.trials) >= 2
+            return Availability.EXHAUSTED if done else Availability.READY
 
-    study = optuna.create_study(sampler=Finite())
-    assert not adapter.all_points_started(study)
-    study.ask(), study.ask()
-    assert adapter.all_points_started(study)
-    assert not adapter.all_points_started(optuna.create_study())
+    sampler = TwoPoints()
+    assert adapter.finite_view(sampler) is sampler
+    assert adapter.finite_view(optuna.samplers.TPESampler()) is None
+    # BruteForceSampler has no cheap view: it stays on the driver and stops the study itself.
+    assert adapter.finite_view(optuna.samplers.RandomSampler()) is None
 
 
 def test_distribution_contains_checks_internal_values() -> None:

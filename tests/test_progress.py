@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from optuna_spark import StudyRun
-from optuna_spark.spark._progress import ProgressBar
+from optuna_spark._spark._progress import ProgressBar
+from optuna_spark.remote import StudyRun
 from tests._calls import ask
 from tests._calls import tell
 
@@ -20,6 +20,7 @@ def _finish(run: StudyRun, conn: int, outcome: str, value: float | None = None) 
 def test_trial_bar_counts_states_and_keeps_the_best(capfd: pytest.CaptureFixture[str]) -> None:
     study = optuna.create_study(direction="maximize")
     run = StudyRun(study, n_trials=3)
+    run.start()
     bar = ProgressBar(run, True, n_workers=2)
     _finish(run, 1, "values", 0.5)
     _finish(run, 1, "pruned")
@@ -33,6 +34,7 @@ def test_trial_bar_counts_states_and_keeps_the_best(capfd: pytest.CaptureFixture
 def test_timeout_only_bar_counts_seconds(capfd: pytest.CaptureFixture[str]) -> None:
     study = optuna.create_study()
     run = StudyRun(study, timeout=30.0)
+    run.start()
     bar = ProgressBar(run, True, n_workers=1)
     _finish(run, 1, "values", 2.0)
     bar.close()
@@ -43,6 +45,7 @@ def test_timeout_only_bar_counts_seconds(capfd: pytest.CaptureFixture[str]) -> N
 
 def test_disabled_bar_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
     run = StudyRun(optuna.create_study(), n_trials=1)
+    run.start()
     bar = ProgressBar(run, False, n_workers=1)
     _finish(run, 1, "values", 1.0)
     bar.close()
@@ -55,6 +58,7 @@ def test_optuna_log_lines_go_above_the_bar_and_back_after(
     optuna.logging.set_verbosity(optuna.logging.INFO)
     study = optuna.create_study()
     run = StudyRun(study, n_trials=2)
+    run.start()
     bar = ProgressBar(run, True, n_workers=1)
     _finish(run, 1, "values", 1.0)  # Optuna logs "Trial 0 finished with value: 1.0 ..."
     captured = capfd.readouterr()
@@ -73,6 +77,7 @@ def test_the_rate_counts_from_the_first_trial_not_from_spark_start_up() -> None:
 
     study = optuna.create_study()
     run = StudyRun(study, n_trials=10)
+    run.start()
     bar = ProgressBar(run, True, n_workers=1)
     assert bar._bar is not None
     bar._bar.start_t -= 600  # as if Spark had taken ten minutes to start the tasks

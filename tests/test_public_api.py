@@ -1,4 +1,5 @@
-"""The public names: every one importable, the former server name kept, imports lazy."""
+"""The public names: every one importable, the moved ones pointing to their place, imports
+lazy."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import optuna_spark
 
@@ -31,33 +34,35 @@ def test_the_top_level_is_what_spark_users_need() -> None:
         "ProtocolError",
         "MessageTooLargeError",
         "RemoteError",
+        "CheckpointError",
+        "StorageUnavailableError",
     }
+    from optuna_spark import checkpoint  # a module of its own, as optuna.artifacts
+
+    assert {"save", "load", "Checkpoint"} <= set(checkpoint.__all__)
     # Every exported exception is one of the package's own, documented in README.
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for name in optuna_spark.__all__:
         assert f"`{name}" in readme, name
-    # The names code written against earlier versions imports still resolve.
-    from optuna_spark import StudyRun
-    from optuna_spark import run_worker
-    from optuna_spark.remote import StudyRun as Remote
-    from optuna_spark.remote import run_worker as remote_run_worker
-
-    assert StudyRun is Remote and run_worker is remote_run_worker
 
 
-def test_the_former_server_name_is_the_same_class() -> None:
-    from optuna_spark import StorageServer
-    from optuna_spark import StudyServer
-    from optuna_spark.storages import StorageServer as FromStorages
+@pytest.mark.parametrize(
+    "name", ["StudyServer", "StudyRun", "WorkerSpec", "run_worker", "RemoteTrial", "Endpoint"]
+)
+def test_a_name_that_lives_in_remote_says_where_it_is(name: str) -> None:
+    import optuna_spark.remote
 
-    assert StorageServer is StudyServer is FromStorages
+    with pytest.raises(AttributeError, match=f"from optuna_spark.remote import {name}"):
+        getattr(optuna_spark, name)
+    assert getattr(optuna_spark.remote, name) is not None
+    assert not hasattr(optuna_spark, "StorageServer")
 
 
 def test_importing_the_package_loads_neither_spark_nor_the_coordinator() -> None:
     probe = (
         "import json, sys, optuna_spark; "
         "print(json.dumps(sorted(m for m in sys.modules "
-        "if m.startswith(('pyspark', 'optuna_spark.coordinator', 'optuna_spark.spark')))))"
+        "if m.startswith(('pyspark', 'optuna_spark._coordinator', 'optuna_spark._spark')))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60

@@ -216,9 +216,8 @@ def get_arm(trial: BaseTrial) -> Arm:
 
     It also suggests the ``loco_repeat`` parameter, and ``loco_arm`` when the policy knows its
     arms in advance (LOCO does), so that the arm is one of the trial's params (and a column of
-    ``trials_dataframe()``). Call it once per trial and pass
-    the :class:`Arm` to the other helpers: on a Spark worker each call is a round trip to the
-    driver.
+    ``trials_dataframe()``). Call it once per trial and pass the :class:`Arm` to the other
+    helpers: on a Spark worker each call is a round trip to the driver.
 
     Args:
         trial: The objective's trial: an ``optuna.Trial``, a worker's ``RemoteTrial``, or a
@@ -252,6 +251,14 @@ def get_arm(trial: BaseTrial) -> Arm:
             assert len(study.trials) == 4
     """
     attrs = trial.user_attrs
+    _check_assigned(trial, attrs)
+    arm = arm_from_attrs(attrs)
+    _suggest_assignment(trial, arm, attrs)
+    return arm
+
+
+def _check_assigned(trial: BaseTrial, attrs: Mapping[str, Any]) -> None:
+    """Refuse a trial that has no arm: a surplus one, or one of another sampler."""
     if attrs.get(ATTR_SURPLUS):
         raise optuna.TrialPruned(SURPLUS_MESSAGE)
     if ATTR_ARM not in attrs or ATTR_N_REPEATS not in attrs:
@@ -260,7 +267,10 @@ def get_arm(trial: BaseTrial) -> Arm:
             "optuna_spark.ablation.LOCOSampler or AblationSampler (to run an objective by "
             "hand, use the sampler's fixed_trial)."
         )
-    arm = arm_from_attrs(attrs)
+
+
+def _suggest_assignment(trial: BaseTrial, arm: Arm, attrs: Mapping[str, Any]) -> None:
+    """Suggest ``loco_repeat``, and ``loco_arm`` when the arms are known in advance."""
     # The arm is a parameter when the policy knows every arm in advance (a categorical's
     # choices cannot change within a study); an adaptive policy's arm is a user attribute only.
     label = arm.label
@@ -272,7 +282,6 @@ def get_arm(trial: BaseTrial) -> Arm:
             f"Trial {trial.number} has params {PARAM_ARM}={label!r}, {PARAM_REPEAT}={repeat} "
             f"but its LOCO assignment is {arm.label!r}, repeat {arm.repeat}."
         )
-    return arm
 
 
 def as_arm(trial_or_arm: BaseTrial | Arm) -> Arm:

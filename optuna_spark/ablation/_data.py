@@ -61,19 +61,25 @@ def drop_features(
             assert list(drop_features(df, "rooms", label="price").columns) == ["area", "price"]
     """
     from optuna_spark.ablation import _torch  # here: _torch uses this module's helpers
+    from optuna_spark.ablation import _torch_data
 
     drop = _as_names("features", features)
-    labels = _as_names("label", label) if label is not None else ()
-    for feature in drop:
-        if feature in labels:
-            raise ValueError(f"Cannot leave out {feature!r}: it is the label, not a feature.")
+    _check_not_label(drop, label)
     if _torch.is_tensor(data):
-        return _torch.drop_from_tensor(data, drop, feature_names, feature_axis)  # type: ignore[no-any-return]
+        return _torch_data.drop_from_tensor(data, drop, feature_names, feature_axis)  # type: ignore[no-any-return]
     if feature_names is not None or feature_axis != -1:
         raise ValueError(
             "feature_names and feature_axis name the features of a torch.Tensor; "
             f"{type(data).__qualname__} data names its own features."
         )
+    return _drop_from(data, drop)
+
+
+def _drop_from(data: T, drop: Sequence[str]) -> T:
+    """``data`` (anything but a tensor) without the features ``drop``."""
+    from optuna_spark.ablation import _torch
+    from optuna_spark.ablation import _torch_data
+
     if _imports.is_pandas_dataframe(data):
         _check_known(drop, [str(c) for c in data.columns], "DataFrame columns")  # type: ignore[attr-defined]
         return data.drop(columns=list(drop))  # type: ignore[attr-defined, no-any-return]
@@ -83,7 +89,7 @@ def drop_features(
     if _imports.is_tf_dataset(data):
         return _drop_from_tf_dataset(data, drop)  # type: ignore[no-any-return]
     if _torch.is_dataset(data):
-        return _torch.drop_from_dataset(data, drop)  # type: ignore[no-any-return]
+        return _torch_data.drop_from_dataset(data, drop)  # type: ignore[no-any-return]
     raise TypeError(
         "Expected a pandas DataFrame, a Spark DataFrame, a tf.data.Dataset, a torch Dataset or "
         f"a torch.Tensor, but got {type(data).__module__}.{type(data).__qualname__}. For any "
@@ -111,10 +117,7 @@ def features_to_keep(
     names = list(_as_names("features", features))
     if not arm.features:
         return names
-    labels = _as_names("label", label) if label is not None else ()
-    for feature in arm.features:
-        if feature in labels:
-            raise ValueError(f"Cannot leave out {feature!r}: it is the label, not a feature.")
+    _check_not_label(arm.features, label)
     _check_known(arm.features, names, "features")
     return [f for f in names if f not in arm.features]
 
@@ -161,11 +164,7 @@ def ablate_data(
             assert list(ablate_data(trial, df, label="price").columns) == ["rooms", "price"]
     """
     arm = as_arm(trial_or_arm)
-    if _imports.is_pandas_dataframe(data) or _imports.is_spark_dataframe(data):
-        if features is not None:
-            raise ValueError("features is only for a function that makes the data.")
-        return drop_features(data, arm.features, label=label) if arm.features else data
-    if _imports.is_tf_dataset(data):
+    if _names_its_features(data):
         if features is not None:
             raise ValueError("features is only for a function that makes the data.")
         return drop_features(data, arm.features, label=label) if arm.features else data
@@ -177,11 +176,19 @@ def ablate_data(
             )
         make: Callable[[list[str]], Any] = data
         return make(features_to_keep(arm, features, label=label))
-    if feature_names is not None:  # a tensor whose features are named
-        return drop_features(
-            data, arm.features, label=label, feature_names=feature_names, feature_axis=feature_axis
-        )
-    return drop_features(data, arm.features, label=label)
+    axis = feature_axis if feature_names is not None else -1  # a tensor's named features
+    return drop_features(
+        data, arm.features, label=label, feature_names=feature_names, feature_axis=axis
+    )
+
+
+def _names_its_features(data: Any) -> bool:
+    """Whether ``data`` is a DataFrame or a ``tf.data`` dataset, which name their features."""
+    return (
+        _imports.is_pandas_dataframe(data)
+        or _imports.is_spark_dataframe(data)
+        or _imports.is_tf_dataset(data)
+    )
 
 
 def _as_names(arg: str, names: str | Sequence[str]) -> tuple[str, ...]:
@@ -192,6 +199,13 @@ def _as_names(arg: str, names: str | Sequence[str]) -> tuple[str, ...]:
         if not isinstance(name, str):
             raise TypeError(f"{arg} must be names (strings), but got {name!r}.")
     return out
+
+
+def _check_not_label(drop: Sequence[str], label: str | Sequence[str] | None) -> None:
+    labels = _as_names("label", label) if label is not None else ()
+    for feature in drop:
+        if feature in labels:
+            raise ValueError(f"Cannot leave out {feature!r}: it is the label, not a feature.")
 
 
 def _check_known(drop: Sequence[str], available: Sequence[str], where: str) -> None:

@@ -56,44 +56,45 @@ def add_interactions(
             continue
         x, y = (by_label[single[p]] for p in pair)
         row["sum_of_singles"] = x["diff"] + y["diff"]
-        keys = [
-            k
-            for k in values.get(row["arm"], {})
-            if all(k in values.get(lb, {}) for lb in (single[pair[0]], single[pair[1]], reference))
-        ]
-
-        def mean(label: str, key: Any) -> float:
-            return float(np.mean(values[label][key]))
-
-        d = np.array(
-            [
-                mean(row["arm"], k)
-                - mean(single[pair[0]], k)
-                - mean(single[pair[1]], k)
-                + mean(reference, k)
-                for k in keys
-            ]
-        )
-        scale = max(
-            [1.0]
-            + [abs(v) for lb in (row["arm"], *(single[p] for p in pair), reference)
-               for vs in values.get(lb, {}).values() for v in vs]
-        )  # fmt: skip
-        d[np.abs(d) <= 1e-9 * scale] = 0.0  # rounding, not an interaction
+        d = _differences(values, (row["arm"], single[pair[0]], single[pair[1]], reference))
         if len(d):
             row["interaction"] = float(d.mean())
         if len(d) >= 2:
             low, high = _interval(d, level)
             row.update(interaction_ci_low=low, interaction_ci_high=high)
-        harmful = row["significant"] and sign * row["diff"] > 0
-        neither = not x["significant"] and not y["significant"]
-        bounds = sign * row["interaction_ci_low"], sign * row["interaction_ci_high"]
-        covers = min(bounds) > 0  # the pair costs more than the two single removals added
-        mostly = sign * row["sum_of_singles"] < 0.5 * sign * row["diff"]
-        if harmful and covers and (neither or mostly):
-            row["finding"] = REDUNDANT
-        elif row["interaction_ci_low"] > 0 or row["interaction_ci_high"] < 0:
-            row["finding"] = INTERACTION
+        row["finding"] = _finding(row, x, y, sign)
+
+
+def _differences(
+    values: Mapping[str, Mapping[Any, Sequence[float]]], arms: tuple[str, str, str, str]
+) -> np.ndarray:
+    """The interaction seed by seed: ``pair - a - b + reference`` over the seeds all four ran."""
+    pair, a, b, reference = arms
+    keys = [k for k in values.get(pair, {}) if all(k in values.get(lb, {}) for lb in arms[1:])]
+
+    def mean(label: str, key: Any) -> float:
+        return float(np.mean(values[label][key]))
+
+    d = np.array([mean(pair, k) - mean(a, k) - mean(b, k) + mean(reference, k) for k in keys])
+    scale = max([1.0] + [abs(v) for lb in arms for vs in values.get(lb, {}).values() for v in vs])
+    d[np.abs(d) <= 1e-9 * scale] = 0.0  # rounding, not an interaction
+    return d
+
+
+def _finding(
+    row: Mapping[str, Any], x: Mapping[str, Any], y: Mapping[str, Any], sign: float
+) -> str:
+    """What the pair's row says: redundant, an interaction, or nothing (``""``)."""
+    harmful = row["significant"] and sign * row["diff"] > 0
+    neither = not x["significant"] and not y["significant"]
+    bounds = sign * row["interaction_ci_low"], sign * row["interaction_ci_high"]
+    covers = min(bounds) > 0  # the pair costs more than the two single removals added
+    mostly = sign * row["sum_of_singles"] < 0.5 * sign * row["diff"]
+    if harmful and covers and (neither or mostly):
+        return REDUNDANT
+    if row["interaction_ci_low"] > 0 or row["interaction_ci_high"] < 0:
+        return INTERACTION
+    return ""
 
 
 def _interval(d: np.ndarray, confidence: float) -> tuple[float, float]:

@@ -72,6 +72,17 @@ def remove_layers(model: Any, layers: str | Sequence[str], *, copy_weights: bool
     keras = import_keras()
     if not isinstance(model, keras.Model):
         raise TypeError(f"Expected a keras.Model, but got {type(model).__name__}.")
+    remove = _layers_to_remove(keras, model, layers)
+    new = _rebuilt(keras, model, _Rewire(keras, model, remove))
+    if copy_weights:
+        _copy_weights(keras, model, new)
+    if getattr(model, "compiled", False):
+        _compile_like(model, new, remove)
+    return new
+
+
+def _layers_to_remove(keras: Any, model: Any, layers: str | Sequence[str]) -> set[str]:
+    """The names of the model's layers that ``layers`` match (none an input layer)."""
     patterns = (layers,) if isinstance(layers, str) else tuple(layers)
     names = [layer.name for layer in model.layers]
     remove: set[str] = set()
@@ -86,40 +97,48 @@ def remove_layers(model: Any, layers: str | Sequence[str], *, copy_weights: bool
     for name in sorted(remove):
         if isinstance(model.get_layer(name), keras.layers.InputLayer):
             raise ValueError(f"Cannot remove layer {name!r}: it is an input of the model.")
+    return remove
 
-    rewire = _Rewire(keras, model, remove)
+
+def _rebuilt(keras: Any, model: Any, rewire: _Rewire) -> Any:
+    """The model rebuilt without the layers ``rewire`` removes, its outputs' shapes checked."""
     if isinstance(model, keras.Sequential):
-        new = _without_in_sequential(keras, model, rewire)
-    elif _is_functional(model):
-        new = keras.models.clone_model(model, call_function=rewire)
-        for i, (old, out) in enumerate(zip(model.outputs, new.outputs, strict=True)):
-            where = f"the model's output {i}" if len(model.outputs) > 1 else "the model's output"
-            rewire.check(where, [out], [[tuple(old.shape)]])
-    else:
+        return _without_in_sequential(keras, model, rewire)
+    if not _is_functional(model):
         raise TypeError(
             f"Model {model.name!r} is a subclassed {type(model).__name__}; only Sequential and "
             "functional models can have layers removed. Build the model without the layer "
             "in the objective instead (see is_enabled)."
         )
-    if copy_weights:
-        for layer in new.layers:
-            if isinstance(layer, keras.layers.InputLayer):
-                continue
-            source = model.get_layer(layer.name)
-            if source.built and source.weights:
-                layer.set_weights(source.get_weights())
-    if getattr(model, "compiled", False):
-        try:
-            new.compile_from_config(model.get_compile_config())
-        except Exception as e:  # an optimizer or loss that does not serialize
-            _logger.warning(
-                "The model without %s could not be compiled like the original (%s: %s); "
-                "compile it yourself.",
-                sorted(remove),
-                type(e).__name__,
-                e,
-            )
+    new = keras.models.clone_model(model, call_function=rewire)
+    for i, (old, out) in enumerate(zip(model.outputs, new.outputs, strict=True)):
+        where = f"the model's output {i}" if len(model.outputs) > 1 else "the model's output"
+        rewire.check(where, [out], [[tuple(old.shape)]])
     return new
+
+
+def _copy_weights(keras: Any, model: Any, new: Any) -> None:
+    """Give the new model's layers the weights of the model's layers of the same name."""
+    for layer in new.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        source = model.get_layer(layer.name)
+        if source.built and source.weights:
+            layer.set_weights(source.get_weights())
+
+
+def _compile_like(model: Any, new: Any, remove: set[str]) -> None:
+    """Compile the new model as the model was, or warn when its configuration does not load."""
+    try:
+        new.compile_from_config(model.get_compile_config())
+    except Exception as e:  # an optimizer or loss that does not serialize
+        _logger.warning(
+            "The model without %s could not be compiled like the original (%s: %s); "
+            "compile it yourself.",
+            sorted(remove),
+            type(e).__name__,
+            e,
+        )
 
 
 def ablate_model(
@@ -171,23 +190,37 @@ def ablate_model(
             assert [layer.name for layer in model.layers][1:] == ["hidden_1", "price"]
     """
     arm = as_arm(trial_or_arm)
-    if not is_torch_module(model) and not _is_keras_model(model):
-        if not callable(model):
-            raise TypeError(
-                "Expected a torch.nn.Module, a keras.Model or a function that builds one, but "
-                f"got {type(model).__name__}."
-            )
-        build: Callable[[], Any] = model
-        model = build()
+    model = _built(model)
     if is_torch_module(model):
-        if not copy_weights:
-            raise ValueError(
-                "copy_weights=False is for Keras models; to initialize a PyTorch model anew, "
-                "pass a function that builds it."
-            )
-        if not arm.layers:
-            return model
-        return remove_modules(model, arm.layers, example_input=example_input)
+        return _without_torch_modules(arm, model, copy_weights, example_input)
+    return _without_keras_layers(arm, model, copy_weights, example_input)
+
+
+def _built(model: Any) -> Any:
+    """``model``, or the model that ``model`` builds when it is a function."""
+    if is_torch_module(model) or _is_keras_model(model):
+        return model
+    if not callable(model):
+        raise TypeError(
+            "Expected a torch.nn.Module, a keras.Model or a function that builds one, but "
+            f"got {type(model).__name__}."
+        )
+    build: Callable[[], Any] = model
+    return build()
+
+
+def _without_torch_modules(arm: Arm, model: Any, copy_weights: bool, example_input: Any) -> Any:
+    if not copy_weights:
+        raise ValueError(
+            "copy_weights=False is for Keras models; to initialize a PyTorch model anew, "
+            "pass a function that builds it."
+        )
+    if not arm.layers:
+        return model
+    return remove_modules(model, arm.layers, example_input=example_input)
+
+
+def _without_keras_layers(arm: Arm, model: Any, copy_weights: bool, example_input: Any) -> Any:
     if example_input is not None:
         raise ValueError("example_input is for PyTorch models; a Keras model knows its shapes.")
     keras = import_keras()

@@ -37,7 +37,7 @@ class LOCOSampler(AblationSampler):
     Exactness: assignment is serialized by a lock, so one process hands out each (arm, repeat)
     once, with ``study.optimize(..., n_jobs=k)`` as well as on Spark through
     :class:`optuna_spark.SparkExecutor` (whose driver asks for every trial, and consults
-    :meth:`is_exhausted` first). In plain ``study.optimize`` the sampler calls ``study.stop()``
+    :meth:`availability` first). In plain ``study.optimize`` the sampler calls ``study.stop()``
     as soon as the last (arm, repeat) is handed out; the running trials still finish. A thread
     that was already asking for a trial at that moment gets a *surplus* trial, which runs
     nothing: :func:`get_arm` raises ``optuna.TrialPruned`` (user attribute ``loco_surplus``), so

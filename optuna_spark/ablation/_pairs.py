@@ -39,6 +39,7 @@ class StudyScan:
         running: Ids of the trials that hold a pair and still run.
         seeds: The seed already recorded in the study for each repeat (the first one found).
         n_waiting: How many trials wait in the queue (``enqueue_trial``, a retry).
+        n_trials: How many trials the study had, in any state (the next new trial's number).
     """
 
     taken: set[Pair]
@@ -47,17 +48,7 @@ class StudyScan:
     running: set[int]
     seeds: dict[int, int]
     n_waiting: int
-
-    def finish(self, trial: FrozenTrial, state: TrialState, value: float | None) -> None:
-        """Count ``trial`` as finished, as the storage will once ``after_trial`` returns."""
-        label, repeat = trial.system_attrs.get(a.SYS_ARM), trial.system_attrs.get(a.SYS_REPEAT)
-        self.running.discard(trial._trial_id)
-        if label is None or repeat is None:
-            return
-        pair = (str(label), int(repeat))
-        self.finished.add(pair)
-        if state == TrialState.COMPLETE and value is not None:
-            self.values.setdefault(pair, float(value))
+    n_trials: int
 
 
 def scan_trials(
@@ -73,8 +64,9 @@ def scan_trials(
     Returns:
         The study's :class:`StudyScan`.
     """
-    scan = StudyScan(set(), set(), {}, set(), {}, 0)
+    scan = StudyScan(set(), set(), {}, set(), {}, 0, 0)
     for t in trials:
+        scan.n_trials += 1
         if t.state == TrialState.WAITING:
             scan.n_waiting += 1
             continue
@@ -84,16 +76,17 @@ def scan_trials(
             continue
         pair = (str(label), int(repeat))
         scan.taken.add(pair)
+        trial_id = optuna_adapter.trial_id_of(t)
         state: TrialState = t.state
         value = t.values[0] if t.values else None
-        if state == TrialState.RUNNING and t._trial_id in overrides:
-            state, value = overrides[t._trial_id]
+        if state == TrialState.RUNNING and trial_id in overrides:
+            state, value = overrides[trial_id]
         if state.is_finished():
             scan.finished.add(pair)
             if state == TrialState.COMPLETE and value is not None and math.isfinite(value):
                 scan.values.setdefault(pair, float(value))
         else:
-            scan.running.add(t._trial_id)
+            scan.running.add(trial_id)
         seed = t.system_attrs.get(a.SYS_SEED)
         if seed is not None:
             scan.seeds.setdefault(pair[1], int(seed))

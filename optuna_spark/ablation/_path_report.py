@@ -16,8 +16,8 @@ from optuna_spark.ablation._imports import import_ablation_dependency
 from optuna_spark.ablation._path import TARGET
 from optuna_spark.ablation._path import AblationPath
 from optuna_spark.ablation._policy import AblationHistory
-from optuna_spark.ablation._report import _compare
-from optuna_spark.ablation._report import _describe
+from optuna_spark.ablation._report_stats import compare
+from optuna_spark.ablation._report_stats import describe
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,35 +76,44 @@ def ablation_path_report(study: optuna.Study, *, confidence: float = 0.95) -> pd
     if len(states) == len(policy.params) and TARGET in by_seed:
         states.append(policy.params)  # the last flip is the target itself
     total = history.mean(TARGET) - history.mean(a.BASE)
+    sign = -1.0 if minimize else 1.0  # gain: lower is better when minimizing
     rows: list[dict[str, Any]] = []
     for step, state in enumerate(states):
         label = policy.label(state)
         values = by_seed.get(label, {})
         row: dict[str, Any] = {"step": step, "arm": label}
-        row.update(_describe([v for vs in values.values() for v in vs], confidence))
+        row.update(describe([v for vs in values.values() for v in vs], confidence))
         if step == 0:
             row.update(param="", from_value=None, to_value=None, gain=0.0)
             row.update(gain_ci_low=math.nan, gain_ci_high=math.nan, share=0.0, n_candidates=0)
         else:
-            param = next(p for p in state if p not in states[step - 1])
             before = by_seed.get(policy.label(states[step - 1]), {})
-            diff = _compare(values, before, confidence)
-            sign = -1.0 if minimize else 1.0  # gain: lower is better when minimizing
-            low, high = sign * diff["diff_ci_low"], sign * diff["diff_ci_high"]
-            row.update(
-                param=param,
-                from_value=policy.source.get(param),
-                to_value=policy.target.get(param),
-                gain=sign * diff["diff"],
-                gain_ci_low=min(low, high),
-                gain_ci_high=max(low, high),
-                share=sign * diff["diff"] / (sign * total) if total else math.nan,
-                n_candidates=len(policy.params) - step + 1,
-            )
+            gain = _gain(values, before, sign, total, confidence)
+            param = next(p for p in state if p not in states[step - 1])
+            row.update(gain, param=param, n_candidates=len(policy.params) - step + 1)
+            row.update(from_value=policy.source.get(param), to_value=policy.target.get(param))
         rows.append(row)
     report = pd.DataFrame(rows, columns=list(PATH_COLUMNS))
     report.attrs.update(direction="minimize" if minimize else "maximize", confidence=confidence)
     return report
+
+
+def _gain(
+    values: dict[Any, list[float]],
+    before: dict[Any, list[float]],
+    sign: float,
+    total: float,
+    confidence: float,
+) -> dict[str, float]:
+    """A step's gain over the step before, with its interval, and its share of ``total``."""
+    diff = compare(values, before, confidence)
+    low, high = sign * diff["diff_ci_low"], sign * diff["diff_ci_high"]
+    return {
+        "gain": sign * diff["diff"],
+        "gain_ci_low": min(low, high),
+        "gain_ci_high": max(low, high),
+        "share": sign * diff["diff"] / (sign * total) if total else math.nan,
+    }
 
 
 def plot_ablation_path(

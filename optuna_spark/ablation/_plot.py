@@ -84,27 +84,36 @@ def plot_ablation(
             assert fig.data  # fig.show(), or fig.write_html("ablation.html")
     """
     go = import_ablation_dependency("plotly.graph_objects")
-
     report = ablation_report(
         study, target=target, direction=direction, confidence=confidence, alpha=alpha
     )
     reference = str(report.attrs["reference"])
     rows = list(report.itertuples(index=False))[::-1]  # plotly draws the first bar lowest
     fig = go.Figure()
+    _add_bars(fig, rows, confidence, reference)
+    _add_base_line(fig, report, reference)
+    _lay_out(fig, target_name, [r.arm for r in rows])
+    return fig
+
+
+def _add_bars(fig: go.Figure, rows: list[Any], confidence: float, reference: str) -> None:
+    """One trace per group of arms (the reference, significant ones, the others)."""
     for name, color, member in _groups(reference):
         chosen = [r for r in rows if member(r)]
         if chosen:
             fig.add_trace(_bars(name, color, chosen, confidence, reference))
-    _add_base_line(fig, report, reference)
+
+
+def _lay_out(fig: go.Figure, target_name: str, arms: list[str]) -> None:
+    """The figure's title, axes (arms in the report's order) and legend."""
     fig.update_layout(
         title="Ablation",
         xaxis_title=target_name,
         yaxis_title="Arm",
-        yaxis={"categoryorder": "array", "categoryarray": [r.arm for r in rows]},
+        yaxis={"categoryorder": "array", "categoryarray": arms},
         barmode="overlay",
         showlegend=True,
     )
-    return fig
 
 
 def _bars(name: str, color: str, rows: list[Any], confidence: float, reference: str) -> go.Bar:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import math
 from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
@@ -14,14 +13,17 @@ import numpy as np
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
-from optuna.trial import TrialState
 
-from optuna_spark import _optuna_adapter as optuna_adapter
 from optuna_spark.ablation import _arms as a
 from optuna_spark.ablation._imports import import_ablation_dependency
 from optuna_spark.ablation._interactions import add_interactions
+from optuna_spark.ablation._report_stats import compare
+from optuna_spark.ablation._report_stats import describe
+from optuna_spark.ablation._report_trials import Found
+from optuna_spark.ablation._report_trials import collect
+from optuna_spark.ablation._report_trials import decisions
+from optuna_spark.ablation._report_trials import minimize_of
 from optuna_spark.ablation._sequential import Decision
-from optuna_spark.ablation._sequential import look_points
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,7 +57,7 @@ COLUMNS = (
 )
 
 
-def ablation_report(
+def ablation_report(  # long: the public docstring, with an example
     study: optuna.Study,
     *,
     target: Callable[[FrozenTrial], float] | None = None,
@@ -146,59 +148,22 @@ def ablation_report(
     """
     pd = import_ablation_dependency("pandas")
     import_ablation_dependency("scipy.stats")  # for the statistical tests: fail before any work
-
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), but got {confidence=}.")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), but got {alpha=}.")
-    minimize = _minimize(study, target, direction)
-    found = _collect(study, target)
-    reference, values = found.reference, found.values
+    _check_levels(confidence, alpha)
+    minimize = minimize_of(study, target, direction)
+    found = collect(study, target)
     # Adaptive repeats looked at each arm up to ``looks`` times: widen the intervals and
     # multiply the p-values by that (the union bound the stopping rule used).
-    looks = found.looks
-    diff_confidence = 1.0 - (1.0 - confidence) / looks
+    diff_confidence = 1.0 - (1.0 - confidence) / found.looks
     sign = 1.0 if minimize else -1.0
     if found.mode == "in":
         sign = -sign  # arms add components to the reference: importance is how much they help
-
-    ref_values = values.get(reference, {})
-    decisions = _decisions(study)
-    rows: list[dict[str, Any]] = []
-    for label in found.labels:
-        by_key = values.get(label, {})
-        kind, name = found.kinds.get(label, (a.KIND_CUSTOM, label))
-        row: dict[str, Any] = {"arm": label, "kind": kind, "name": name}
-        row.update(_describe([v for vs in by_key.values() for v in vs], confidence))
-        if label == reference:
-            row.update(diff=0.0, diff_ci_low=math.nan, diff_ci_high=math.nan, importance=0.0)
-            row.update(test="", n_pairs=0, p_value=math.nan)
-        else:
-            row.update(_compare(by_key, ref_values, diff_confidence))
-            if math.isfinite(row["p_value"]):
-                row["p_value"] = min(1.0, row["p_value"] * looks)
-            row["importance"] = sign * row["diff"]
-        decision = decisions.get(label)
-        row["stopped"] = decision.reason if decision else ""
-        row["stopped_at"] = decision.n if decision else 0
-        rows.append(row)
-
-    arms = [r for r in rows if r["arm"] != reference]
-    p_values = np.array([r["p_value"] for r in arms], dtype=float)
-    tested = np.isfinite(p_values)
-    adjusted = np.full(len(arms), math.nan)
-    adjusted[tested] = holm(p_values[tested])
-    for r, p in zip(arms, adjusted, strict=True):
-        r["p_holm"] = float(p)
-        r["significant"] = bool(np.isfinite(p) and p < alpha)
-    for r in rows:
-        if r["arm"] == reference:
-            r.update(p_holm=math.nan, significant=False)
-    add_interactions(rows, values, found.left_out, reference, diff_confidence, sign)
-    arms.sort(key=lambda r: -r["importance"] if np.isfinite(r["importance"]) else math.inf)
-    ordered = [r for r in rows if r["arm"] == reference] + arms
-
-    report = pd.DataFrame(ordered, columns=list(COLUMNS))
+    stopped = decisions(study)
+    rows = [
+        _row(found, label, stopped, confidence, diff_confidence, sign) for label in found.labels
+    ]
+    _add_holm(rows, found.reference, alpha)
+    add_interactions(rows, found.values, found.left_out, found.reference, diff_confidence, sign)
+    report = pd.DataFrame(_ordered(rows, found.reference), columns=list(COLUMNS))
     report = report.astype(
         {"n": int, "n_pairs": int, "significant": bool, "stopped_at": int, "finding": str}
     )
@@ -206,9 +171,9 @@ def ablation_report(
         direction="minimize" if minimize else "maximize",
         confidence=confidence,
         alpha=alpha,
-        reference=reference,
+        reference=found.reference,
         mode=found.mode,
-        looks=looks,
+        looks=found.looks,
     )
     return report
 
@@ -239,150 +204,57 @@ def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     return adjusted
 
 
-def _minimize(
-    study: optuna.Study,
-    target: Callable[[FrozenTrial], float] | None,
-    direction: str | StudyDirection | None,
-) -> bool:
-    if direction is None:
-        if len(study.directions) > 1:
-            raise ValueError(
-                "A multi-objective study needs target= (a trial's value to report) and "
-                "direction= ('minimize' or 'maximize')."
-            )
-        return study.direction == StudyDirection.MINIMIZE
-    if len(study.directions) > 1 and target is None:
-        raise ValueError("A multi-objective study needs target= (a trial's value to report).")
-    if isinstance(direction, StudyDirection):
-        return direction == StudyDirection.MINIMIZE
-    if direction not in ("minimize", "maximize"):
-        raise ValueError(f"direction must be 'minimize' or 'maximize', but got {direction=}.")
-    return direction == "minimize"
+def _check_levels(confidence: float, alpha: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), but got {confidence=}.")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), but got {alpha=}.")
 
 
-@dataclasses.dataclass
-class _Found:
-    """What an ablation study's trials hold, for the report."""
-
-    labels: list[str]
-    values: dict[str, dict[Any, list[float]]]  # completed values by arm, then by seed
-    kinds: dict[str, tuple[str, str]]  # (kind, name) by arm
-    left_out: dict[str, tuple[str, ...]]  # the components each arm leaves out
-    reference: str
-    mode: str
-    looks: int  # how often an arm may have been looked at (adaptive repeats), else 1
-
-
-def _collect(study: optuna.Study, target: Callable[[FrozenTrial], float] | None) -> _Found:
-    """Every arm's label, and each arm's completed values grouped by seed (or repeat)."""
-    found = _Found([], {}, {}, {}, a.BASE, "out", 1)
-    for trial in study.get_trials(deepcopy=False):
-        attrs = trial.user_attrs
-        label = attrs.get(a.ATTR_ARM)
-        if label is None:
-            continue
-        for known in [*attrs.get(a.ATTR_ARMS, ()), label]:
-            if known not in found.labels:
-                found.labels.append(known)
-        found.kinds[label] = (str(attrs.get(a.ATTR_KIND)), str(attrs.get(a.ATTR_NAME)))
-        found.left_out[label] = a.arm_from_attrs(attrs).left_out
-        found.reference = str(attrs.get(a.ATTR_REFERENCE) or a.BASE)
-        found.mode = str(attrs.get(a.ATTR_MODE, "out"))
-        adaptive = attrs.get(a.ATTR_ADAPTIVE)
-        if adaptive:
-            looks = len(look_points(int(adaptive[0]), int(adaptive[1])))
-            found.looks = max(found.looks, looks)
-        if trial.state != TrialState.COMPLETE:
-            continue
-        value = target(trial) if target is not None else trial.value
-        if value is None or not math.isfinite(value):
-            continue
-        key = attrs.get(a.ATTR_SEED, ("repeat", attrs.get(a.ATTR_REPEAT)))
-        found.values.setdefault(label, {}).setdefault(key, []).append(float(value))
-    if not found.labels:
-        raise ValueError(
-            f"Study {study.study_name!r} has no trials of an ablation sampler (no 'loco_arm' "
-            "user attribute)."
-        )
-    for label in found.labels:
-        if label not in found.kinds:  # an arm of the list that has not run yet
-            with contextlib.suppress(ValueError):
-                found.kinds[label] = a.parse_label(label)
-    if found.reference in found.labels:
-        found.labels.remove(found.reference)
-        found.labels.insert(0, found.reference)
-    return found
-
-
-def _decisions(study: optuna.Study) -> dict[str, Decision]:
-    """Why each arm of an adaptive study stopped getting repeats, as the sampler recorded."""
-    return {
-        key[len(a.SYS_DECISION) :]: Decision.from_attr(value)
-        for key, value in optuna_adapter.storage_of(study)
-        .get_study_system_attrs(optuna_adapter.study_id_of(study))
-        .items()
-        if key.startswith(a.SYS_DECISION)
-    }
-
-
-def _describe(values: Sequence[float], confidence: float) -> dict[str, Any]:
-    n = len(values)
-    x = np.asarray(values, dtype=float)
-    mean = float(x.mean()) if n else math.nan
-    std = float(x.std(ddof=1)) if n > 1 else math.nan
-    low, high = _t_interval(mean, std, n, confidence)
-    return {"n": n, "mean": mean, "std": std, "ci_low": low, "ci_high": high}
-
-
-def _t_interval(mean: float, std: float, n: int, confidence: float) -> tuple[float, float]:
-    if n < 2 or not math.isfinite(std):
-        return math.nan, math.nan
-    if std == 0.0:
-        return mean, mean
-    from scipy import stats
-
-    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=std / math.sqrt(n))
-    return float(low), float(high)
-
-
-def _compare(
-    arm: dict[Any, list[float]], base: dict[Any, list[float]], confidence: float
+def _row(
+    found: Found,
+    label: str,
+    stopped: Mapping[str, Decision],
+    confidence: float,
+    diff_confidence: float,
+    sign: float,
 ) -> dict[str, Any]:
-    """The arm against the base: paired by seed when possible, else Welch."""
-    from scipy import stats
-
-    nan = math.nan
-    keys = [k for k in arm if k in base]
-    x = np.array([v for vs in arm.values() for v in vs])
-    y = np.array([v for vs in base.values() for v in vs])
-    if len(x) == 0 or len(y) == 0:
-        return {"diff": nan, "diff_ci_low": nan, "diff_ci_high": nan, "test": "",
-                "n_pairs": len(keys), "p_value": nan}  # fmt: skip
-    diff = float(x.mean() - y.mean())
-    tol = 1e-12 * max(1.0, float(np.max(np.abs(x))), float(np.max(np.abs(y))))  # rounding
-    out: dict[str, Any] = {"diff": diff, "diff_ci_low": nan, "diff_ci_high": nan, "test": "",
-                           "n_pairs": len(keys), "p_value": nan}  # fmt: skip
-    if len(keys) >= 2:
-        d = np.array([np.mean(arm[k]) - np.mean(base[k]) for k in keys])
-        out.update(diff=float(d.mean()), test="paired")
-        if np.ptp(d) <= tol:  # deterministic: no spread to test against
-            out.update(diff_ci_low=out["diff"], diff_ci_high=out["diff"])
-            out["p_value"] = 0.0 if abs(out["diff"]) > tol else 1.0
-            return out
-        result = stats.ttest_1samp(d, 0.0)
-    elif len(x) >= 2 and len(y) >= 2:
-        out["test"] = "welch"
-        if np.ptp(x) <= tol and np.ptp(y) <= tol:
-            out.update(diff_ci_low=diff, diff_ci_high=diff)
-            out["p_value"] = 0.0 if abs(diff) > tol else 1.0
-            return out
-        result = stats.ttest_ind(x, y, equal_var=False)
+    """An arm's row: its spread, its difference from the reference, why it stopped."""
+    by_key = found.values.get(label, {})
+    kind, name = found.kinds.get(label, (a.KIND_CUSTOM, label))
+    row: dict[str, Any] = {"arm": label, "kind": kind, "name": name}
+    row.update(describe([v for vs in by_key.values() for v in vs], confidence))
+    if label == found.reference:
+        row.update(diff=0.0, diff_ci_low=math.nan, diff_ci_high=math.nan, importance=0.0)
+        row.update(test="", n_pairs=0, p_value=math.nan)
     else:
-        return out
-    interval = result.confidence_interval(confidence_level=confidence)
-    out.update(
-        diff_ci_low=float(interval.low),
-        diff_ci_high=float(interval.high),
-        p_value=float(result.pvalue),
-    )
-    return out
+        row.update(compare(by_key, found.values.get(found.reference, {}), diff_confidence))
+        if math.isfinite(row["p_value"]):
+            row["p_value"] = min(1.0, row["p_value"] * found.looks)
+        row["importance"] = sign * row["diff"]
+    decision = stopped.get(label)
+    row["stopped"] = decision.reason if decision else ""
+    row["stopped_at"] = decision.n if decision else 0
+    return row
+
+
+def _add_holm(rows: Sequence[dict[str, Any]], reference: str, alpha: float) -> None:
+    """Set ``p_holm`` and ``significant`` on every row (the reference is not tested)."""
+    arms = [r for r in rows if r["arm"] != reference]
+    p_values = np.array([r["p_value"] for r in arms], dtype=float)
+    tested = np.isfinite(p_values)
+    adjusted = np.full(len(arms), math.nan)
+    adjusted[tested] = holm(p_values[tested])
+    for r, p in zip(arms, adjusted, strict=True):
+        r["p_holm"] = float(p)
+        r["significant"] = bool(np.isfinite(p) and p < alpha)
+    for r in rows:
+        if r["arm"] == reference:
+            r.update(p_holm=math.nan, significant=False)
+
+
+def _ordered(rows: Sequence[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
+    """The reference first, then the arms from the most to the least important."""
+    arms = [r for r in rows if r["arm"] != reference]
+    arms.sort(key=lambda r: -r["importance"] if np.isfinite(r["importance"]) else math.inf)
+    return [r for r in rows if r["arm"] == reference] + arms

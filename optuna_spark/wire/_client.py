@@ -37,8 +37,7 @@ class Endpoint:
     tls_server_hostname: str | None = None
     connect_timeout: float = 10.0  # for connecting and the handshake, retries included
     timeout: float | None = None
-    max_message_bytes: int = frames.DEFAULT_MAX_REPLY_BYTES
-    max_request_bytes: int | None = None  # the server's max_message_bytes, when known
+    max_reply_bytes: int = frames.DEFAULT_MAX_REPLY_BYTES
 
     @property
     def address(self) -> str:
@@ -62,9 +61,10 @@ _TRANSIENT = (
 )
 
 
-def _open(endpoint: Endpoint, token: bytes) -> socket.socket:
+def _open(endpoint: Endpoint, token: bytes) -> tuple[socket.socket, int]:
     """Connect and authenticate, retrying transient failures with backoff until
-    ``endpoint.connect_timeout`` seconds have passed (one deadline for everything)."""
+    ``endpoint.connect_timeout`` seconds have passed (one deadline for everything); returns
+    the socket and the largest request the server accepts."""
     deadline = time.monotonic() + endpoint.connect_timeout
     delay = 0.05
     while True:
@@ -90,7 +90,7 @@ def _open(endpoint: Endpoint, token: bytes) -> socket.socket:
             ) from e
 
 
-def _connect_once(endpoint: Endpoint, token: bytes, deadline: float) -> socket.socket:
+def _connect_once(endpoint: Endpoint, token: bytes, deadline: float) -> tuple[socket.socket, int]:
     address = endpoint.address
     left = max(0.001, deadline - time.monotonic())
     raw = socket.create_connection((endpoint.host, endpoint.port), timeout=left)
@@ -116,11 +116,11 @@ def _connect_once(endpoint: Endpoint, token: bytes, deadline: float) -> socket.s
                     "This client uses TLS; if the server does not, connect without "
                     "tls_cadata/tls_cafile."
                 ) from e
-        frames.client_handshake(sock, token, address)
+        limit = frames.client_handshake(sock, token, address)
     except BaseException:
         raw.close()
         raise
-    return sock
+    return sock, limit
 
 
 class Connection:
@@ -129,7 +129,7 @@ class Connection:
     def __init__(self, endpoint: Endpoint) -> None:
         self._endpoint = endpoint
         self._lock = threading.Lock()
-        self._sock = _open(endpoint, frames.token_bytes(endpoint.token))
+        self._sock, self._max_request = _open(endpoint, frames.token_bytes(endpoint.token))
         self._sock.settimeout(endpoint.timeout)
         self._closed = False
         self._pending: list[Any] = []  # reply types of send() requests not read yet
@@ -207,11 +207,11 @@ class Connection:
         if self._closed:
             raise ConnectionError(f"The connection to {self._endpoint.address} is closed.")
         body = codec.encode_request(request)  # bad arguments fail here, harmlessly
-        limit = self._endpoint.max_request_bytes
-        if limit is not None and len(body) > limit:
+        limit = self._max_request  # as the server told it in the handshake
+        if len(body) > limit:
             raise MessageTooLargeError(
                 f"A {type(request).__name__} message of {len(body)} bytes exceeds the "
-                f"server's limit of {limit} bytes (StudyServer's max_message_bytes); send "
+                f"server's limit of {limit} bytes (StudyServer's max_request_bytes); send "
                 "less (large results belong in files or artifacts), or raise the limit."
             )
         data = frames.frame(body)
@@ -219,12 +219,12 @@ class Connection:
             self._sock.sendall(data)
             if not wait:
                 return None
-            return frames.recv_frame(self._sock, self._endpoint.max_message_bytes)
+            return frames.recv_frame(self._sock, self._endpoint.max_reply_bytes)
 
     def _drain_locked(self) -> None:
         while self._pending:
             with self._io("a reply"):
-                body = frames.recv_frame(self._sock, self._endpoint.max_message_bytes)
+                body = frames.recv_frame(self._sock, self._endpoint.max_reply_bytes)
             reply_type = self._pending.pop(0)
             ok, result = codec.decode_reply(body, reply_type)
             if not ok and self._deferred is None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import types
+import typing
 from typing import Any
 
 import msgspec
@@ -37,6 +39,59 @@ def encode(message: Any) -> bytes:
         raise ValueError(f"A number is too large to be sent: {e}.") from None
 
 
+#: How deeply values (user and system attributes, parameters) may nest lists and dicts: far
+#: inside what every Optuna storage, ``copy.deepcopy`` and JSON can handle.
+MAX_VALUE_DEPTH = 32
+
+
+_SCALARS = (int, float, str, bool, type(None))
+
+
+_NESTING: dict[type, tuple[str, ...]] = {}
+
+
+def _nesting_fields(struct_type: type) -> tuple[str, ...]:
+    """The fields of ``struct_type`` (a Struct) that may hold lists, dicts or structs (the
+    rest are numbers and strings: most requests have none to walk)."""
+    fields = _NESTING.get(struct_type)
+    if fields is None:
+        names = []
+        for field in msgspec.structs.fields(struct_type):
+            hint = field.type
+            union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+            options = typing.get_args(hint) if union else (hint,)
+            if not all(option in _SCALARS for option in options):
+                names.append(field.name)
+        fields = _NESTING[struct_type] = tuple(names)
+    return fields
+
+
+def check_depth(message: Any, limit: int = MAX_VALUE_DEPTH) -> None:
+    """Refuse a message whose values nest lists and dicts more than ``limit`` levels."""
+    kind = type(message)
+    if hasattr(kind, "__struct_fields__") and not _nesting_fields(kind):
+        return  # numbers and strings only
+    stack: list[tuple[Any, int]] = [(message, 0)]
+    while stack:
+        value, depth = stack.pop()
+        kind = type(value)
+        if hasattr(kind, "__struct_fields__"):  # a Struct (cheaper than isinstance here)
+            stack.extend((getattr(value, f), depth) for f in _nesting_fields(kind))
+            continue
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, (list, tuple)):
+            children = value
+        else:
+            continue
+        if depth >= limit:
+            raise ProtocolError(
+                f"A value nests lists and dicts more than {limit} levels deep; keep attributes "
+                "and values flatter (or store large structures in files or artifacts)."
+            )
+        stack.extend((child, depth + 1) for child in children)
+
+
 def encode_request(request: Request) -> bytes:
     """``request`` as msgpack, checked against its own schema first.
 
@@ -44,6 +99,10 @@ def encode_request(request: Request) -> bytes:
     expected, say) is caught here, as the ``TypeError`` Optuna users expect, instead of being
     refused by the server.
     """
+    try:
+        check_depth(request)
+    except ProtocolError as e:
+        raise ValueError(str(e)) from None
     body = encode(request)
     try:
         decoder(type(request)).decode(body)

@@ -12,6 +12,7 @@ from optuna_spark.exceptions import AuthenticationError
 from optuna_spark.exceptions import MessageTooLargeError
 from optuna_spark.exceptions import ProtocolError
 from optuna_spark.exceptions import RemoteError
+from optuna_spark.wire.messages import MAX_ERROR_TEXT
 from optuna_spark.wire.messages import ErrorInfo
 
 _KNOWN: dict[str, type[BaseException]] = {
@@ -69,12 +70,25 @@ def type_name(exc_type: type[BaseException]) -> str:
     return f"{exc_type.__module__}.{exc_type.__qualname__}"
 
 
+def shorten(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """``text``, or its beginning and end with a note of how much was left out between."""
+    if len(text) <= limit:
+        return text
+    note = f"\n[... {len(text) - limit} characters left out by optuna-spark ...]\n"
+    head = (limit - len(note)) // 2
+    return text[:head] + note + text[len(text) - (limit - len(note) - head) :]
+
+
 def encode_error(exc: BaseException) -> ErrorInfo:
-    """``exc`` as data: its type, message, formatted traceback and the names of its bases."""
+    """``exc`` as data: its type, message, formatted traceback and the names of its bases.
+
+    The message and the traceback keep at most :data:`MAX_ERROR_TEXT` characters each (their
+    beginning and end), so that an error of any size reaches the other end as itself.
+    """
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     bases = [type_name(t) for t in type(exc).__mro__[1:] if issubclass(t, BaseException)]
-    return ErrorInfo(type_name(type(exc)), str(message), tb, bases)
+    return ErrorInfo(type_name(type(exc)), shorten(str(message)), shorten(tb), bases)
 
 
 class RemoteTraceback(Exception):
@@ -128,7 +142,8 @@ def _instantiate(exc_type: type[BaseException], message: str) -> BaseException |
 def rebuild_error(error: ErrorInfo) -> BaseException:
     """Turn a wire error into the exception it was, raised again on this end.
 
-    The same type is used whenever it exists here: built-in and Optuna types, and any type
+    The same type is used whenever it exists here: built-in types (a bare ``Exception``
+    included) and Optuna's, and any type
     whose module this process has imported (user exception classes from the objective's own
     module included). Otherwise the nearest base type that exists here, with the original
     type's name in the message (so ``except ValueError`` still catches a remote
@@ -138,8 +153,8 @@ def rebuild_error(error: ErrorInfo) -> BaseException:
     exc: BaseException | None = None
     for candidate in [error.type, *error.bases]:
         exc_type = _local_type(candidate)
-        if exc_type is None or exc_type in (BaseException, Exception):
-            continue
+        if exc_type is None or (candidate != error.type and exc_type is Exception):
+            continue  # a base as general as Exception says less than RemoteError
         message = error.message if candidate == error.type else f"{error.type}: {error.message}"
         exc = _instantiate(exc_type, message)
         if exc is not None:

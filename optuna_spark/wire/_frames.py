@@ -7,7 +7,11 @@ plaintext client from a TLS one at its first byte::
     client -> server   MAGIC(4) PROTOCOL_VERSION(1)
     server -> client   MAGIC(4) PROTOCOL_VERSION(1) server_nonce(32)
     client -> server   HMAC-SHA256(token, "c" + server_nonce)(32) client_nonce(32)
-    server -> client   status(1) [HMAC-SHA256(token, "s" + client_nonce)(32) when status is OK]
+    server -> client   status(1) [HMAC-SHA256(token, "s" + client_nonce)(32)
+                                  max_request_bytes(4)   when status is OK]
+
+The server's largest request is told only to a client that has proven the token; every
+client checks its requests against it, whatever endpoint it was made with.
 
 A TLS server answers a plaintext client's first bytes with a greeting whose version is
 ``TLS_REQUIRED`` and hangs up; a server of another version greets and hangs up, so that the
@@ -25,6 +29,7 @@ import os
 import socket
 import ssl
 import struct
+import time
 
 from optuna_spark.exceptions import AuthenticationError
 from optuna_spark.exceptions import MessageTooLargeError
@@ -47,6 +52,8 @@ TLS_REQUIRED = 0xFF
 HEADER = struct.Struct(">I")
 PREAMBLE = struct.Struct(">4sB")
 HELLO = struct.Struct(f">4sB{NONCE_BYTES}s")
+#: The server's largest request, told at the end of the handshake.
+LIMIT = struct.Struct(">I")
 
 
 class PeerClosedError(ConnectionError):
@@ -70,21 +77,40 @@ def token_bytes(token: str) -> bytes:
     return token.encode("utf-8")
 
 
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    """Read exactly ``n`` bytes, or raise ``ConnectionError`` on end of stream."""
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = sock.recv_into(view[got:], n - got)
-        if k == 0:
+#: Bytes read at a time: a frame's buffer grows as its bytes arrive, so that a header that
+#: declares 16 MiB and stops costs nothing until the bytes come.
+_CHUNK = 1 << 20
+
+
+def recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytes:
+    """Read exactly ``n`` bytes, or raise ``ConnectionError`` on end of stream.
+
+    The socket's own timeout applies to the first read; with ``deadline``
+    (``time.monotonic()``), the rest must have arrived by then, however it trickles in
+    (``TimeoutError`` otherwise).
+    """
+    first = sock.recv(min(n, _CHUNK))  # usually all of it: no buffer to grow
+    if len(first) == n:
+        return first
+    if not first:
+        raise PeerClosedError("the connection was closed by the peer")
+    buf = bytearray(first)
+    while len(buf) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{len(buf)} of {n} bytes arrived in time")
+            sock.settimeout(left)
+        chunk = sock.recv(min(n - len(buf), _CHUNK))
+        if not chunk:
             raise PeerClosedError("the connection was closed by the peer")
-        got += k
+        buf += chunk
     return bytes(buf)
 
 
-def client_handshake(sock: socket.socket, token: bytes, address: str) -> None:
-    """Prove the token to the server and check that the server knows it too."""
+def client_handshake(sock: socket.socket, token: bytes, address: str) -> int:
+    """Prove the token to the server and check that the server knows it too; returns the
+    largest request the server accepts."""
     sock.sendall(PREAMBLE.pack(MAGIC, PROTOCOL_VERSION))
     magic, version, nonce = HELLO.unpack(recv_exact(sock, HELLO.size))
     if magic != MAGIC:
@@ -114,6 +140,8 @@ def client_handshake(sock: socket.socket, token: bytes, address: str) -> None:
         raise AuthenticationError(
             f"Authentication failed: the server at {address} does not know the token."
         )
+    (limit,) = LIMIT.unpack(recv_exact(sock, LIMIT.size))
+    return int(limit)
 
 
 def frame(body: bytes) -> bytes:
@@ -121,15 +149,26 @@ def frame(body: bytes) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def recv_frame(sock: socket.socket, max_bytes: int) -> bytes:
-    """Read one frame's body, refusing frames larger than ``max_bytes`` before reading them."""
+def recv_frame(sock: socket.socket, max_bytes: int, body_timeout: float | None = None) -> bytes:
+    """Read one frame's body, refusing frames larger than ``max_bytes`` before reading them.
+
+    With ``body_timeout``, the whole body must arrive within that many seconds of its header
+    (the server's defence against a frame dripped a byte at a time); the socket's timeout is
+    restored for the next header.
+    """
     (size,) = HEADER.unpack(recv_exact(sock, HEADER.size))
     if size > max_bytes:
         raise MessageTooLargeError(
             f"A message of {size} bytes exceeds the limit of {max_bytes} bytes; "
-            "raise max_message_bytes on both ends if this is intended."
+            "raise the limits of both ends (max_request_bytes, max_reply_bytes) if intended."
         )
-    return recv_exact(sock, size)
+    if body_timeout is None:
+        return recv_exact(sock, size)
+    timeout = sock.gettimeout()
+    try:
+        return recv_exact(sock, size, time.monotonic() + body_timeout)
+    finally:
+        sock.settimeout(timeout)
 
 
 def server_ssl_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:

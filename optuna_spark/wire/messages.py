@@ -12,6 +12,7 @@ The meaning of every position lives here and nowhere else.
 from __future__ import annotations
 
 import datetime
+from typing import Annotated
 from typing import Any
 from typing import ClassVar
 
@@ -20,7 +21,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 #: Bumped whenever a message changes shape; both ends must speak the same version.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 6
 
 #: What a categorical parameter may be on the wire (Optuna's ``CategoricalChoiceType``).
 Choice = None | bool | int | float | str
@@ -48,8 +49,14 @@ class TrialRequest(RunRequest, frozen=True):
 # Data.
 
 
+#: The most characters of an exception's message, and of its traceback, that travel (each
+#: cut in the middle, with a note of what was left out): an error of any size fits a request.
+MAX_ERROR_TEXT = 64 * 1024
+
+
 class ErrorInfo(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
-    """An exception raised on the other end."""
+    """An exception raised on the other end (message and traceback at most
+    :data:`MAX_ERROR_TEXT` characters each)."""
 
     type: str
     message: str
@@ -322,6 +329,14 @@ class SetUserAttr(TrialRequest, frozen=True, tag="run.set_user_attr"):
     value: Any
 
 
+class SetCheckpoint(TrialRequest, frozen=True, tag="run.set_checkpoint"):
+    """Record the trial's latest checkpoint (``optuna_spark.checkpoint``): accepted only from
+    the worker that holds the trial, so that a worker taken for lost cannot overwrite the
+    checkpoint of the run that resumed it."""
+
+    record: dict[str, Any]
+
+
 class SetConstraint(TrialRequest, frozen=True, tag="run.set_constraint"):
     key: str
     value: float
@@ -352,15 +367,35 @@ class TrialOutput(TrialRequest, frozen=True, tag="run.output"):
     text: str
 
 
+class PruneReply(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """The pruner's answer; ``save``: the trial's executor is being decommissioned, so the
+    objective's next checkpoint hands the trial back (``optuna_spark.checkpoint``)."""
+
+    prune: bool
+    save: bool = False
+
+
 class ShouldPrune(TrialRequest, frozen=True, tag="run.should_prune"):
-    reply = bool
+    reply = PruneReply
+
+
+#: The most trial ids one heartbeat may list (a worker runs one trial per connection).
+MAX_HEARTBEAT_IDS = 64
+
+
+class HeartbeatReply(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """The trials of a heartbeat that the driver no longer runs (``gone``), and those whose
+    executor is being decommissioned (``save``: see :class:`PruneReply`)."""
+
+    gone: list[int]
+    save: list[int] = []
 
 
 class Heartbeat(RunRequest, frozen=True, tag="run.heartbeat"):
-    """Signs of life; the reply lists the trials the driver no longer runs."""
+    """Signs of life; the reply says which trials the driver no longer runs."""
 
-    trial_ids: list[int]
-    reply = list[int]
+    trial_ids: Annotated[list[int], msgspec.Meta(max_length=MAX_HEARTBEAT_IDS)]
+    reply = HeartbeatReply
 
 
 class TellValues(TrialRequest, frozen=True, tag="run.tell_values"):
@@ -376,7 +411,10 @@ class TellValues(TrialRequest, frozen=True, tag="run.tell_values"):
 
 
 class TellPruned(TrialRequest, frozen=True, tag="run.tell_pruned"):
-    """The objective raised ``optuna.TrialPruned``."""
+    """The objective raised ``optuna.TrialPruned``; ``message`` is ``str()`` of it (Optuna's
+    "Trial was pruned at iteration N.", or the objective's own words)."""
+
+    message: str = ""
 
 
 class TellFailed(TrialRequest, frozen=True, tag="run.tell_failed"):
@@ -384,6 +422,13 @@ class TellFailed(TrialRequest, frozen=True, tag="run.tell_failed"):
 
     error: ErrorInfo
     caught: bool
+
+
+class TellHandBack(TrialRequest, frozen=True, tag="run.tell_hand_back"):
+    """The objective saved a checkpoint after its executor began decommissioning: the trial
+    goes back to the run, RUNNING, to resume on another worker."""
+
+    step: int
 
 
 class StopStudy(RunRequest, frozen=True, tag="run.stop_study"):

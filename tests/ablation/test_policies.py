@@ -14,9 +14,6 @@ import pytest
 from optuna.trial import TrialState
 from scipy import stats
 
-from optuna_spark import StorageServer
-from optuna_spark import StudyRun
-from optuna_spark import WorkerSpec
 from optuna_spark._waiting import never_wait
 from optuna_spark.ablation import AblationHistory
 from optuna_spark.ablation import AblationPath
@@ -28,6 +25,9 @@ from optuna_spark.ablation import ablation_path_report
 from optuna_spark.ablation import ablation_report
 from optuna_spark.ablation import get_arm
 from optuna_spark.ablation._sequential import look_points
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
+from optuna_spark.remote import WorkerSpec
 from tests._helpers import Workers
 from tests.ablation import _objectives as o
 
@@ -366,7 +366,7 @@ def test_a_resumed_adaptive_study_keeps_its_decisions() -> None:
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("kind", ["adaptive repeats", "adaptive policy"])
 def test_adaptive_ablations_through_the_driver_with_four_workers(
-    kind: str, server: StorageServer, open_run: Callable[..., StudyRun], workers: Workers
+    kind: str, server: StudyServer, open_run: Callable[..., StudyRun], workers: Workers
 ) -> None:
     if kind == "adaptive repeats":
         sampler: AblationSampler = LOCOSampler(

@@ -14,12 +14,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_spark import StorageServer
-from optuna_spark import StudyRun
-from optuna_spark import WorkerSpec
 from optuna_spark.ablation import LOCOSampler
 from optuna_spark.ablation import get_arm
 from optuna_spark.ablation import is_enabled
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
+from optuna_spark.remote import WorkerSpec
 from tests._helpers import Workers
 from tests._helpers import make_backend
 from tests.ablation import _objectives as o
@@ -362,7 +362,7 @@ def test_pickles_and_works_after() -> None:
 
 @pytest.mark.timeout(60)
 def test_exactly_once_through_the_driver_with_four_workers(
-    server: StorageServer, open_run: Callable[..., StudyRun], workers: Workers
+    server: StudyServer, open_run: Callable[..., StudyRun], workers: Workers
 ) -> None:
     sampler = _sampler()
     study = optuna.create_study(storage=server.storage, sampler=sampler)

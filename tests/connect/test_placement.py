@@ -15,8 +15,8 @@ from optuna.storages.journal import JournalFileBackend
 
 from optuna_spark import SparkExecutor
 from optuna_spark import SparkSetupError
-from optuna_spark.coordinator import ATTR_DRIVER_PREFIX
-from optuna_spark.spark import _placement
+from optuna_spark._coordinator import ATTR_RUN_STAMP_PREFIX
+from optuna_spark._spark import _coordinator_placement as _placement
 from tests.connect import _objectives as o
 
 pytestmark = [pytest.mark.spark, pytest.mark.connect, pytest.mark.timeout(240)]
@@ -30,7 +30,7 @@ def _coordinator_pids(study: optuna.Study) -> list[int]:
     """The process that served each run of ``study`` (each run's lease records its pid)."""
     storage = study._storage
     attrs = storage.get_study_system_attrs(storage.get_study_id_from_name(study.study_name))
-    return [v["pid"] for k, v in attrs.items() if k.startswith(ATTR_DRIVER_PREFIX)]
+    return [v["pid"] for k, v in attrs.items() if k.startswith(ATTR_RUN_STAMP_PREFIX)]
 
 
 def test_auto_keeps_the_coordinator_here_when_tasks_reach_it(

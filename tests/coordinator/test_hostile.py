@@ -21,7 +21,7 @@ import pytest
 import trustme
 
 from optuna_spark import RemoteStorage
-from optuna_spark import StudyServer
+from optuna_spark.remote import StudyServer
 from optuna_spark.wire import PROTOCOL_VERSION
 from optuna_spark.wire import Connection
 from optuna_spark.wire import Endpoint
@@ -149,7 +149,10 @@ def test_tls_slow_senders_after_the_tls_handshake_cannot_keep_a_client_out(
         drip = _Dripper(tls_raw, 64, interval=1.0)  # TLS done, then one byte a second
         try:
             for _ in range(3):
-                _served(server.endpoint)
+                took = _served(server.endpoint)
+                # Bounded as for plaintext: a client never waits out the slow senders.
+                assert took < server._handshake_timeout, f"served after {took:.2f} s"
+            assert wait_until(lambda: all(_closed(s) for s in drip.sockets[:10]), timeout=20)
         finally:
             drip.close()
 

@@ -8,8 +8,10 @@ import optuna
 import pytest
 from optuna.exceptions import UpdateFinishedTrialError
 
-from optuna_spark.coordinator._leases import LeaseTable
-from optuna_spark.coordinator._leases import worker_record
+from optuna_spark._coordinator._leases import MAX_OUTPUT_CHARS
+from optuna_spark._coordinator._leases import LeaseTable
+from optuna_spark._coordinator._leases import worker_record
+from optuna_spark._optuna_adapter import trial_id_of
 from optuna_spark.wire import messages as m
 
 
@@ -26,16 +28,17 @@ def _table(clock: _Clock, **kwargs: Any) -> tuple[LeaseTable, list[optuna.Trial]
     trials = [study.ask() for _ in range(3)]
     table = LeaseTable(clock=clock, **kwargs)
     for i, trial in enumerate(trials):
-        table.grant(trial._trial_id, trial, conn_id=i % 2, worker={"host": f"h{i}"})
+        table.grant(trial_id_of(trial), trial, conn_id=i % 2, worker={"host": f"h{i}"})
     return table, trials
 
 
 def test_a_silent_lease_expires_as_lost_and_a_heartbeat_keeps_it() -> None:
     clock = _Clock()
     table, trials = _table(clock, heartbeat_grace=10.0)
-    ids = [t._trial_id for t in trials]
+    ids = [trial_id_of(t) for t in trials]
     clock.now += 8
-    assert table.heartbeat(ids[:2]) == []  # two of three beat
+    assert table.heartbeat(0, [ids[0]]).gone == [] and table.heartbeat(1, [ids[1]]).gone == []
+    assert table.heartbeat(1, [ids[2]]).gone == [ids[2]]  # not its trial: keeps nothing alive
     clock.now += 8
     expired = table.expired()
     assert [e.trial_id for e in expired] == [ids[2]]
@@ -46,29 +49,48 @@ def test_a_trial_past_its_timeout_expires_as_not_lost() -> None:
     clock = _Clock()
     table, trials = _table(clock, heartbeat_grace=10.0, trial_timeout=5.0)
     clock.now += 6
-    table.heartbeat([t._trial_id for t in trials])
+    for i, trial in enumerate(trials):
+        table.heartbeat(i % 2, [trial_id_of(trial)])
     expired = table.expired()
     assert len(expired) == 3 and not any(e.lost for e in expired)
     assert "ran longer than 5 s" in expired[0].reason
 
 
-def test_a_released_lease_says_why_it_ended_by_trial_number() -> None:
+def test_a_closed_lease_refuses_calls_but_stays_until_released() -> None:
     clock = _Clock()
     table, trials = _table(clock, heartbeat_grace=10.0)
-    trial_id = trials[1]._trial_id
-    table.release(trial_id, ended_by_driver="timeout: too slow")
+    trial_id = trial_id_of(trials[1])
+    table.close(trial_id, "timeout: too slow")
+    # Its end is being written: nothing may act on it, and the run is not over without it.
+    with pytest.raises(UpdateFinishedTrialError, match=r"Trial 1 is no longer running.*too slow"):
+        table.touch(trial_id)
+    assert table.find(trial_id) is None and table.heartbeat(1, [trial_id]).gone == [trial_id]
+    assert trial_id in table and len(table) == 3 and table.n_running == 2
+    assert trial_id not in table.running_ids() and trial_id not in table.held_by(1)
+    clock.now += 60
+    assert trial_id not in [e.trial_id for e in table.expired()]
+
+    table.release(trial_id)  # the storage has accepted its end
+    assert trial_id not in table and len(table) == 2
     with pytest.raises(UpdateFinishedTrialError, match=r"Trial 1 is no longer running.*too slow"):
         table.touch(trial_id)
     with pytest.raises(UpdateFinishedTrialError, match=r"id 12345 .*not running in this"):
         table.touch(12345)
-    assert table.heartbeat([trial_id]) == [trial_id]
-    assert trial_id not in table and len(table) == 2
+
+
+def test_a_lease_keeps_output_up_to_its_cap() -> None:
+    table, trials = _table(_Clock(), heartbeat_grace=10.0)
+    lease = table.touch(trial_id_of(trials[0]))
+    assert lease.keep_output("a" * (MAX_OUTPUT_CHARS - 3)) == "a" * (MAX_OUTPUT_CHARS - 3)
+    assert lease.keep_output("bcdef") == "bcd"
+    assert lease.keep_output("more") == ""
+    assert lease.output_chars == MAX_OUTPUT_CHARS and "".join(lease.output).endswith("abcd")
 
 
 def test_leases_are_found_by_connection() -> None:
     table, trials = _table(_Clock(), heartbeat_grace=10.0)
-    assert table.held_by(0) == [trials[0]._trial_id, trials[2]._trial_id]
-    assert table.held_by(1) == [trials[1]._trial_id]
+    assert table.held_by(0) == [trial_id_of(trials[0]), trial_id_of(trials[2])]
+    assert table.held_by(1) == [trial_id_of(trials[1])]
     assert table.held_by(7) == []
 
 
@@ -86,6 +108,15 @@ def test_the_worker_record_flattens_extra_and_names_the_run() -> None:
 def test_a_lease_whose_worker_is_waiting_on_the_driver_does_not_expire() -> None:
     clock = _Clock()
     table, trials = _table(clock, heartbeat_grace=10.0)
-    table.touch(trials[0]._trial_id).busy += 1  # a suggestion waiting for the sampler
+    table.touch(trial_id_of(trials[0])).busy += 1  # a suggestion waiting for the sampler
     clock.now += 60
-    assert [e.trial_id for e in table.expired()] == [t._trial_id for t in trials[1:]]
+    assert [e.trial_id for e in table.expired()] == [trial_id_of(t) for t in trials[1:]]
+
+
+def test_only_the_holding_connection_may_act_on_a_trial() -> None:
+    table, trials = _table(_Clock(), heartbeat_grace=10.0)
+    trial_id = trial_id_of(trials[1])  # held by connection 1
+    assert table.touch(trial_id, 1).number == 1
+    with pytest.raises(PermissionError, match="Trial 1 is held by another worker's connection"):
+        table.touch(trial_id, 0)
+    assert table.touch(trial_id).number == 1  # the run itself may always

@@ -20,17 +20,20 @@ import pytest
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
-from optuna_spark import RemoteTrial
-from optuna_spark import StorageServer
-from optuna_spark import StudyRun
-from optuna_spark import WorkerSpec
-from optuna_spark.coordinator import ATTR_FAIL_REASON
-from optuna_spark.coordinator import ATTR_TRACEBACK
-from optuna_spark.coordinator import ATTR_WORKER
-from optuna_spark.coordinator import StopReason
+from optuna_spark._coordinator import ATTR_FAIL_REASON
+from optuna_spark._coordinator import ATTR_TRACEBACK
+from optuna_spark._coordinator import ATTR_WORKER
+from optuna_spark._coordinator import StopReason
+from optuna_spark._coordinator._state import Changes
+from optuna_spark.remote import RemoteTrial
+from optuna_spark.remote import RunConfig
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
+from optuna_spark.remote import WorkerSpec
 from optuna_spark.wire import RemoteTraceback
 from tests import _workers as w
 from tests._helpers import Workers
+from tests._helpers import wait_until
 
 OpenRun = Callable[..., StudyRun]
 MODES_AND_SIZES = [
@@ -38,7 +41,7 @@ MODES_AND_SIZES = [
 ]
 
 
-def _spec(server: StorageServer, run: StudyRun, **kwargs: Any) -> WorkerSpec:
+def _spec(server: StudyServer, run: StudyRun, **kwargs: Any) -> WorkerSpec:
     return WorkerSpec(server.endpoint, run.run_id, **kwargs)
 
 
@@ -62,7 +65,7 @@ def _assert_ran_in_workers(trials: list[FrozenTrial], workers: Workers, mode: st
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("mode", "n_workers"), MODES_AND_SIZES)
 def test_runs_exactly_n_trials(
-    server: StorageServer, open_run: OpenRun, workers: Workers, mode: str, n_workers: int
+    server: StudyServer, open_run: OpenRun, workers: Workers, mode: str, n_workers: int
 ) -> None:
     n_trials = 6 * n_workers
     run = open_run(n_trials=n_trials)
@@ -92,7 +95,7 @@ def test_runs_exactly_n_trials(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("mode", "n_workers"), MODES_AND_SIZES)
 def test_grid_sampler_gives_each_point_once_and_ends_the_run(
-    server: StorageServer, open_run: OpenRun, workers: Workers, mode: str, n_workers: int
+    server: StudyServer, open_run: OpenRun, workers: Workers, mode: str, n_workers: int
 ) -> None:
     study = optuna.create_study(
         storage=server.storage, sampler=optuna.samplers.GridSampler(w.GRID, seed=0)
@@ -114,7 +117,7 @@ def test_grid_sampler_gives_each_point_once_and_ends_the_run(
 
 @pytest.mark.timeout(30)
 def test_caught_exception_fails_only_its_trial(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     run = open_run(n_trials=9)
     workers.start(_spec(server, run), w.objective_flaky, 2, catch=(w.FlakyError,))
@@ -140,7 +143,7 @@ def test_caught_exception_fails_only_its_trial(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_uncaught_exception_stops_the_run_and_is_raised_on_the_driver(
-    server: StorageServer, open_run: OpenRun, workers: Workers, mode: str
+    server: StudyServer, open_run: OpenRun, workers: Workers, mode: str
 ) -> None:
     run = open_run(n_trials=200)
     workers.start(_spec(server, run), w.objective_uncaught, 2, mode)
@@ -168,7 +171,7 @@ def test_uncaught_exception_stops_the_run_and_is_raised_on_the_driver(
 
 @pytest.mark.timeout(30)
 def test_pruning_is_decided_by_the_drivers_pruner(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     study = optuna.create_study(
         storage=server.storage,
@@ -198,7 +201,7 @@ def test_pruning_is_decided_by_the_drivers_pruner(
 
 @pytest.mark.timeout(30)
 def test_nan_and_none_fail_the_trial_and_the_study_goes_on(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     run = open_run(n_trials=9)
     workers.start(_spec(server, run), w.objective_nan_none, 2)
@@ -216,9 +219,7 @@ def test_nan_and_none_fail_the_trial_and_the_study_goes_on(
 
 
 @pytest.mark.timeout(30)
-def test_multi_objective_values(
-    server: StorageServer, open_run: OpenRun, workers: Workers
-) -> None:
+def test_multi_objective_values(server: StudyServer, open_run: OpenRun, workers: Workers) -> None:
     study = optuna.create_study(
         storage=server.storage,
         directions=["minimize", "maximize"],
@@ -247,7 +248,7 @@ def test_multi_objective_values(
 
 @pytest.mark.timeout(30)
 def test_study_stop_from_a_worker_stops_the_run(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     def objective(trial: RemoteTrial) -> float:
         x = trial.suggest_float("x", 0, 1)
@@ -271,7 +272,7 @@ def test_study_stop_from_a_worker_stops_the_run(
 
 @pytest.mark.timeout(30)
 def test_callbacks_run_on_the_driver_once_per_finished_trial(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     seen: list[tuple[int, TrialState, str]] = []
 
@@ -290,7 +291,7 @@ def test_callbacks_run_on_the_driver_once_per_finished_trial(
 
 @pytest.mark.timeout(30)
 def test_timeout_stops_handing_out_trials(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     def objective(trial: RemoteTrial) -> float:
         time.sleep(0.02)
@@ -310,7 +311,7 @@ def test_timeout_stops_handing_out_trials(
 
 @pytest.mark.timeout(60)
 def test_worker_process_killed_mid_trial_fails_that_trial_and_others_finish(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     run = open_run(n_trials=10)
     workers.start(_spec(server, run), w.objective_die, 2, "process")
@@ -331,26 +332,58 @@ def test_worker_process_killed_mid_trial_fails_that_trial_and_others_finish(
     assert run.stop_reason == StopReason.N_TRIALS
 
 
+class _Clock:
+    """Monotonic seconds that move only when the test moves them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("worker_heartbeat", [60.0, 0.05])
 def test_a_trial_without_heartbeats_is_failed_as_lost(
-    make_server: Callable[..., StorageServer],
+    make_server: Callable[..., StudyServer],
     workers: Workers,
     worker_heartbeat: float,
 ) -> None:
-    server = make_server(heartbeat_interval=0.1)
+    server = make_server(tick_interval=0.025)
     study = optuna.create_study(storage=server.storage)
-    run = StudyRun(study, n_trials=3, heartbeat_grace=2.0)
+    clock = _Clock()  # the run's time: the test moves it past the grace period
+    run = StudyRun.from_config(study, RunConfig(n_trials=3, heartbeat_grace=2.0), clock=clock)
     server.add_run(run)
+    beats = Changes()  # notified on every heartbeat the run receives
+    heartbeat = run.heartbeat
+
+    def counted_heartbeat(conn_id: int, trial_ids: list[int]) -> list[int]:
+        try:
+            return heartbeat(conn_id, trial_ids)
+        finally:
+            beats.notify()
+
+    run.heartbeat = counted_heartbeat  # type: ignore[method-assign]
+    waiting, release = threading.Event(), threading.Event()
 
     def objective(trial: RemoteTrial) -> float:
         x = trial.suggest_float("x", 0, 1)
         if trial.number == 0:
-            time.sleep(4.0)  # no call to the driver for longer than the grace period
+            waiting.set()
+            assert release.wait(20)  # no call to the driver while the test moves the clock
         return x
 
     spec = WorkerSpec(server.endpoint, run.run_id, heartbeat_interval=worker_heartbeat)
     workers.start(spec, objective, 1)
+    assert waiting.wait(20)
+    for _ in range(4):  # 4 s of the run's time in steps shorter than the grace period
+        seen = beats.count
+        clock.now += 1.0
+        if worker_heartbeat < 1:
+            assert beats.wait_past(seen, 20)  # a heartbeat came after the step
+    if worker_heartbeat > 1:
+        assert wait_until(lambda: study.trials[0].state == TrialState.FAIL, 20)
+    release.set()
     assert run.wait(20)
     workers.join()
 
@@ -367,7 +400,7 @@ def test_a_trial_without_heartbeats_is_failed_as_lost(
     assert run.error is None
 
 
-def test_run_arguments_are_checked(server: StorageServer) -> None:
+def test_run_arguments_are_checked(server: StudyServer) -> None:
     study = optuna.create_study(storage=server.storage)
     with pytest.raises(ValueError, match="n_trials"):
         StudyRun(study, n_trials=-1)

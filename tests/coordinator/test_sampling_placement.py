@@ -18,9 +18,9 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
-from optuna_spark import StorageServer
-from optuna_spark import StudyRun
 from optuna_spark.ablation import LOCOSampler
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
 from tests import _workers as w
 from tests._helpers import Workers
 
@@ -46,7 +46,7 @@ class CountingSampler(optuna.samplers.RandomSampler):
 
 
 def _study(
-    server: StorageServer,
+    server: StudyServer,
     sampler: optuna.samplers.BaseSampler,
     pruner: optuna.pruners.BasePruner | None = None,
 ) -> optuna.Study:
@@ -58,7 +58,7 @@ def _study(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("sampling", ["driver", "workers"])
 def test_sampling_runs_where_it_is_placed(
-    server: StorageServer, open_run: OpenRun, workers: Workers, sampling: str
+    server: StudyServer, open_run: OpenRun, workers: Workers, sampling: str
 ) -> None:
     sampler = CountingSampler(seed=0)
     run = open_run(_study(server, sampler), n_trials=12, sampling=sampling)
@@ -77,7 +77,7 @@ def test_sampling_runs_where_it_is_placed(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_workers_sampling_runs_exactly_n_trials(
-    server: StorageServer, open_run: OpenRun, workers: Workers, mode: str
+    server: StudyServer, open_run: OpenRun, workers: Workers, mode: str
 ) -> None:
     study = _study(server, optuna.samplers.TPESampler(seed=0, n_startup_trials=4))
     run = open_run(study, n_trials=20, sampling="workers")
@@ -95,7 +95,7 @@ def test_workers_sampling_runs_exactly_n_trials(
 
 @pytest.mark.timeout(60)
 def test_each_worker_draws_its_own_sequence(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     # Copies of one seeded sampler would all draw the same first value; reseeded, they do not.
     barrier = threading.Barrier(4, timeout=20)
@@ -134,7 +134,7 @@ class RunningTrialsSampler(optuna.samplers.RandomSampler):
 
 @pytest.mark.timeout(60)
 def test_a_workers_sampler_sees_the_other_workers_running_trials(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     _SEEN_RUNNING.clear()
     barrier = threading.Barrier(3, timeout=20)
@@ -155,7 +155,7 @@ def test_a_workers_sampler_sees_the_other_workers_running_trials(
 
 @pytest.mark.timeout(60)
 def test_enqueued_trials_keep_their_parameters(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     study = _study(server, optuna.samplers.RandomSampler(seed=0))
     study.enqueue_trial({"x": 0.25, "y": 3})
@@ -184,7 +184,7 @@ class CountingPruner(optuna.pruners.BasePruner):
 
 @pytest.mark.timeout(60)
 def test_pruning_stays_on_the_driver(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     pruner = CountingPruner()
     study = _study(server, optuna.samplers.RandomSampler(seed=0), pruner=pruner)
@@ -211,7 +211,7 @@ class BrokenSampler(optuna.samplers.RandomSampler):
 
 @pytest.mark.timeout(60)
 def test_a_failing_worker_sampler_stops_the_run_with_its_error(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     run = open_run(_study(server, BrokenSampler()), n_trials=8, sampling="workers")
     workers.start(run.worker_spec(server.endpoint), w.objective_basic, 2)
@@ -233,7 +233,7 @@ def test_a_failing_worker_sampler_stops_the_run_with_its_error(
     ids=["grid", "brute-force", "loco"],
 )
 def test_samplers_that_must_stay_central_are_refused(
-    server: StorageServer, sampler: optuna.samplers.BaseSampler
+    server: StudyServer, sampler: optuna.samplers.BaseSampler
 ) -> None:
     study = _study(server, sampler)
     with pytest.raises(ValueError, match=type(sampler).__name__) as info:
@@ -243,12 +243,12 @@ def test_samplers_that_must_stay_central_are_refused(
     StudyRun(study, n_trials=4, sampling="driver").stop()  # the default keeps working
 
 
-def test_an_unknown_placement_is_refused(server: StorageServer) -> None:
+def test_an_unknown_placement_is_refused(server: StudyServer) -> None:
     with pytest.raises(ValueError, match=r"'driver' or 'workers'.*'executors'"):
         StudyRun(_study(server, optuna.samplers.RandomSampler()), sampling="executors")  # type: ignore[arg-type]
 
 
-def test_driver_sampling_ships_no_sampler(server: StorageServer, open_run: OpenRun) -> None:
+def test_driver_sampling_ships_no_sampler(server: StudyServer, open_run: OpenRun) -> None:
     study = _study(server, optuna.samplers.TPESampler())
     assert open_run(study).worker_spec(server.endpoint).sampler is None
     spec = open_run(study, sampling="workers").worker_spec(server.endpoint)

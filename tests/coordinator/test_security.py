@@ -22,13 +22,13 @@ import pytest
 import trustme
 
 from optuna_spark import AuthenticationError
-from optuna_spark import Endpoint
 from optuna_spark import ProtocolError
 from optuna_spark import RemoteStorage
-from optuna_spark import StorageServer
-from optuna_spark import StudyRun
-from optuna_spark import WorkerSpec
-from optuna_spark import run_worker
+from optuna_spark.remote import Endpoint
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
+from optuna_spark.remote import WorkerSpec
+from optuna_spark.remote import run_worker
 from optuna_spark.wire import PROTOCOL_VERSION
 from optuna_spark.wire import Connection
 from optuna_spark.wire import messages as m
@@ -41,7 +41,7 @@ from tests._helpers import wait_until
 HELLO_BYTES = len(MAGIC) + 1 + 32
 
 
-def _assert_serving(server: StorageServer) -> None:
+def _assert_serving(server: StudyServer) -> None:
     """A good client still gets answers."""
     conn = Connection(server.endpoint)
     try:
@@ -50,12 +50,12 @@ def _assert_serving(server: StorageServer) -> None:
         conn.close()
 
 
-def _raw(server: StorageServer) -> socket.socket:
+def _raw(server: StudyServer) -> socket.socket:
     sock = socket.create_connection((server.host, server.port), timeout=5)
     return sock
 
 
-def _authenticated_raw(server: StorageServer) -> socket.socket:
+def _authenticated_raw(server: StudyServer) -> socket.socket:
     sock = _raw(server)
     client_handshake(sock, token_bytes(server.token), f"{server.host}:{server.port}")
     return sock
@@ -97,7 +97,7 @@ def _closed_by_peer(sock: socket.socket, timeout: float = 5.0) -> bool:
 # Authentication.
 
 
-def test_wrong_token_is_rejected_and_the_server_goes_on(server: StorageServer) -> None:
+def test_wrong_token_is_rejected_and_the_server_goes_on(server: StudyServer) -> None:
     bad = Endpoint(server.host, server.port, "not-the-token")
     with pytest.raises(AuthenticationError, match="Authentication failed"):
         Connection(bad)
@@ -107,7 +107,7 @@ def test_wrong_token_is_rejected_and_the_server_goes_on(server: StorageServer) -
 
 
 def test_a_token_is_required_and_generated_tokens_are_strong(
-    make_server: Callable[..., StorageServer],
+    make_server: Callable[..., StudyServer],
 ) -> None:
     a, b = make_server(), make_server()
     assert a.token != b.token
@@ -120,7 +120,7 @@ def test_a_token_is_required_and_generated_tokens_are_strong(
 
 
 def test_a_client_checks_that_the_server_knows_the_token(
-    make_server: Callable[..., StorageServer],
+    make_server: Callable[..., StudyServer],
 ) -> None:
     """An impostor that accepts any proof cannot produce the server's proof."""
     listener = socket.create_server(("127.0.0.1", 0))
@@ -169,14 +169,14 @@ def test_a_server_of_another_protocol_version_is_refused_naming_both_versions() 
         listener.close()
 
 
-def _greeted(server: StorageServer) -> socket.socket:
+def _greeted(server: StudyServer) -> socket.socket:
     """A raw connection that has sent the client's preamble."""
     sock = _raw(server)
     sock.sendall(MAGIC + bytes([PROTOCOL_VERSION]))
     return sock
 
 
-def test_garbage_before_authentication(server: StorageServer) -> None:
+def test_garbage_before_authentication(server: StudyServer) -> None:
     # Proof-sized garbage: rejected with the "authentication failed" status, then closed.
     with _greeted(server) as sock:
         assert _recv_exact(sock, HELLO_BYTES).startswith(MAGIC)
@@ -198,7 +198,7 @@ def test_garbage_before_authentication(server: StorageServer) -> None:
 
 @pytest.mark.timeout(30)
 def test_silent_clients_do_not_block_others_and_are_dropped(
-    make_server: Callable[..., StorageServer],
+    make_server: Callable[..., StudyServer],
 ) -> None:
     server = make_server(handshake_timeout=0.5)
     silent = [_raw(server) for _ in range(5)]
@@ -217,7 +217,7 @@ def test_silent_clients_do_not_block_others_and_are_dropped(
 
 
 def test_malformed_messages_get_an_error_and_the_connection_goes_on(
-    server: StorageServer,
+    server: StudyServer,
 ) -> None:
     with _authenticated_raw(server) as sock:
         for body in (
@@ -248,7 +248,7 @@ def test_malformed_messages_get_an_error_and_the_connection_goes_on(
 
 
 def test_garbage_after_authentication_is_refused_and_the_server_goes_on(
-    server: StorageServer,
+    server: StudyServer,
 ) -> None:
     with _authenticated_raw(server) as sock:
         sock.sendall(b"\xff" * 64)  # a frame header announcing ~4 GiB
@@ -261,13 +261,13 @@ def test_garbage_after_authentication_is_refused_and_the_server_goes_on(
 
 
 def test_oversized_requests_are_refused_and_the_client_recovers(
-    make_server: Callable[..., StorageServer],
+    make_server: Callable[..., StudyServer],
 ) -> None:
-    server = make_server(max_message_bytes=1024)
+    server = make_server(max_request_bytes=1024)
     storage = RemoteStorage(server.host, server.port, server.token)
     study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE])
 
-    with pytest.raises(ProtocolError, match="exceeds the limit of 1024 bytes"):
+    with pytest.raises(ProtocolError, match="exceeds the server's limit of 1024 bytes"):
         storage.set_study_user_attr(study_id, "big", "x" * 5000)
 
     assert storage.get_study_user_attrs(study_id) == {}  # the next call just works
@@ -320,9 +320,7 @@ def tls_files(ca: trustme.CA, tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def tls_server(
-    make_server: Callable[..., StorageServer], tls_files: tuple[str, str]
-) -> StorageServer:
+def tls_server(make_server: Callable[..., StudyServer], tls_files: tuple[str, str]) -> StudyServer:
     return make_server(tls_certfile=tls_files[0], tls_keyfile=tls_files[1], handshake_timeout=1.0)
 
 
@@ -331,7 +329,7 @@ def _ca_pem(ca: trustme.CA) -> str:
 
 
 @pytest.mark.timeout(30)
-def test_tls_storage_with_a_trusted_ca(tls_server: StorageServer, ca: trustme.CA) -> None:
+def test_tls_storage_with_a_trusted_ca(tls_server: StudyServer, ca: trustme.CA) -> None:
     storage = RemoteStorage(
         tls_server.host, tls_server.port, tls_server.token, tls_cadata=_ca_pem(ca)
     )
@@ -344,10 +342,11 @@ def test_tls_storage_with_a_trusted_ca(tls_server: StorageServer, ca: trustme.CA
 
 
 @pytest.mark.timeout(30)
-def test_tls_workers_use_the_servers_endpoint(tls_server: StorageServer) -> None:
+def test_tls_workers_use_the_servers_endpoint(tls_server: StudyServer) -> None:
     """``server.endpoint`` pins the server's certificate, even when a CA issued it."""
     study = optuna.create_study(storage=tls_server.storage)
     run = StudyRun(study, n_trials=6)
+    run.start()
     tls_server.add_run(run)
     spec = WorkerSpec(tls_server.endpoint, run.run_id)
     assert spec.endpoint.uses_tls
@@ -366,7 +365,7 @@ def test_tls_workers_use_the_servers_endpoint(tls_server: StorageServer) -> None
 
 @pytest.mark.timeout(30)
 def test_tls_checks_the_certificate_and_the_host_name(
-    tls_server: StorageServer, ca: trustme.CA
+    tls_server: StudyServer, ca: trustme.CA
 ) -> None:
     host, port, token = tls_server.host, tls_server.port, tls_server.token
     with pytest.raises(ConnectionError, match="certificate verify failed"):
@@ -384,8 +383,8 @@ def test_tls_checks_the_certificate_and_the_host_name(
 
 @pytest.mark.timeout(30)
 def test_plain_and_tls_clients_cannot_talk_to_the_other_kind(
-    tls_server: StorageServer,
-    make_server: Callable[..., StorageServer],
+    tls_server: StudyServer,
+    make_server: Callable[..., StudyServer],
     ca: trustme.CA,
 ) -> None:
     """Each side says which one expects TLS, at once: not after the connect timeout (30 s)."""
@@ -416,7 +415,7 @@ def test_plain_and_tls_clients_cannot_talk_to_the_other_kind(
 
 
 @pytest.mark.timeout(30)
-def test_close_leaves_no_thread_behind(make_server: Callable[..., StorageServer]) -> None:
+def test_close_leaves_no_thread_behind(make_server: Callable[..., StudyServer]) -> None:
     before = set(server_threads())
     server = make_server()
     storage = RemoteStorage(server.host, server.port, server.token)
@@ -425,6 +424,7 @@ def test_close_leaves_no_thread_behind(make_server: Callable[..., StorageServer]
     idle_authenticated = _authenticated_raw(server)
     half_open = _raw(server)  # never authenticates
     run = StudyRun(optuna.create_study(storage=server.storage), n_trials=100)
+    run.start()
     server.add_run(run)
     assert wait_until(lambda: len(set(server_threads()) - before) >= 4)
 
@@ -440,9 +440,9 @@ def test_close_leaves_no_thread_behind(make_server: Callable[..., StorageServer]
     half_open.close()
 
 
-def test_context_manager_starts_and_closes(make_server: Callable[..., StorageServer]) -> None:
+def test_context_manager_starts_and_closes(make_server: Callable[..., StudyServer]) -> None:
     before = set(server_threads())
-    with StorageServer(optuna.storages.InMemoryStorage()) as server:
+    with StudyServer(optuna.storages.InMemoryStorage()) as server:
         assert server.port > 0
         _assert_serving(server)
     assert set(server_threads()) - before == set()
@@ -472,9 +472,9 @@ def test_unknown_error_types_come_back_as_their_nearest_known_base() -> None:
 
 
 def test_pending_handshakes_are_capped_and_cannot_keep_a_client_out(
-    make_server: Callable[..., StorageServer], monkeypatch: pytest.MonkeyPatch
+    make_server: Callable[..., StudyServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from optuna_spark.coordinator import _gate
+    from optuna_spark._coordinator import _gate
 
     monkeypatch.setattr(_gate, "MAX_PENDING_HANDSHAKES", 3)
     server = make_server(handshake_timeout=30.0)

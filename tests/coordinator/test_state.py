@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from optuna_spark.coordinator import Phase
-from optuna_spark.coordinator import StopReason
-from optuna_spark.coordinator._state import Changes
-from optuna_spark.coordinator._state import RunState
+from optuna_spark._coordinator import Phase
+from optuna_spark._coordinator import StopReason
+from optuna_spark._coordinator._state import Changes
+from optuna_spark._coordinator._state import RunState
 
 
 def test_a_run_drains_then_finishes_and_signals_each_transition() -> None:

@@ -1,7 +1,7 @@
 """Every built-in pruner decides through the service exactly as it does in-process.
 
 A fixed sequence of learning curves is replayed twice: through plain ``Study.optimize`` and
-through a ``StorageServer`` + ``StudyRun`` + ``run_worker`` (one worker, so that the order
+through a ``StudyServer`` + ``StudyRun`` + ``run_worker`` (one worker, so that the order
 of reports is the same). Every ``should_prune`` answer must match.
 """
 
@@ -14,10 +14,10 @@ import numpy as np
 import optuna
 import pytest
 
-from optuna_spark import StorageServer
-from optuna_spark import StudyRun
-from optuna_spark import WorkerSpec
-from optuna_spark import run_worker
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
+from optuna_spark.remote import WorkerSpec
+from optuna_spark.remote import run_worker
 
 N_TRIALS = 30
 N_STEPS = 12
@@ -83,7 +83,7 @@ def _through_service(
     name: str, curves: np.ndarray
 ) -> tuple[list[tuple[int, int, bool]], list[str]]:
     answers: list[tuple[int, int, bool]] = []
-    with StorageServer(optuna.storages.InMemoryStorage()) as server:
+    with StudyServer(optuna.storages.InMemoryStorage()) as server:
         study = optuna.create_study(
             study_name="replay",
             storage=server.storage,
@@ -91,6 +91,7 @@ def _through_service(
             sampler=optuna.samplers.RandomSampler(seed=7),
         )
         run = StudyRun(study, n_trials=N_TRIALS)
+        run.start()
         server.add_run(run)
         spec = WorkerSpec(server.endpoint, run.run_id)
         worker = threading.Thread(target=run_worker, args=(spec, _make_objective(curves, answers)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 
 import optuna
@@ -92,3 +93,31 @@ def leave_a_cycle(trial: optuna.trial.BaseTrial, marker_dir: str) -> float:
     weakref.finalize(cycle, collected)
     del cycle
     return 0.0
+
+
+def checkpointed(trial: optuna.trial.BaseTrial, die_at: int, steps: int = 20) -> float:
+    """``steps`` steps with a checkpoint after each; the first run of trial 0 kills its
+    Python worker right after saving step ``die_at``. Records each run's first step."""
+    from optuna_spark import checkpoint
+
+    x = trial.suggest_float("x", 0, 1)
+    ckpt = checkpoint.load(trial)  # type: ignore[arg-type]
+    start = 0 if ckpt is None else ckpt.step + 1
+    trial.set_user_attr("starts", [*trial.user_attrs.get("starts", []), start])
+    with tempfile.TemporaryDirectory() as tmp:
+        for step in range(start, steps):
+            trial.report(x + step, step)
+            with open(os.path.join(tmp, "step.txt"), "w") as f:
+                f.write(str(step))
+            checkpoint.save(trial, tmp, step=step)  # type: ignore[arg-type]
+            if ckpt is None and trial.number == 0 and step == die_at:
+                os._exit(1)
+    return x
+
+
+def exit_once(study: optuna.Study, trial: optuna.trial.FrozenTrial, marker: str) -> None:
+    """A callback that kills its process the first time it runs (with ``coordinator="cluster"``
+    callbacks run in task 0: this kills the coordinator)."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)

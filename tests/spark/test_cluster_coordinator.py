@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from optuna_spark import SparkExecutor
+from optuna_spark.wire.spec import RunConfig
 from tests.spark import _objectives
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(240)]
@@ -21,8 +23,15 @@ def _record_callback_pid(study: optuna.Study, trial: optuna.trial.FrozenTrial) -
     study.set_user_attr("callback_pid", os.getpid())
 
 
-def test_the_run_and_its_callbacks_live_in_a_task(spark: object, tmp_path: Path) -> None:
-    storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+@pytest.mark.parametrize("kind", ["journal", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_run_and_its_callbacks_live_in_a_task(
+    spark: object, tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    storage: str | JournalStorage
+    if kind == "postgres":
+        storage = request.getfixturevalue("postgres_url")
+    else:
+        storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
     study = optuna.create_study(storage=storage)
     executor = SparkExecutor(spark, n_workers=2, coordinator="cluster")  # type: ignore[arg-type]
     executor.optimize(study, _objectives.quadratic, n_trials=9, callbacks=[_record_callback_pid])
@@ -50,10 +59,10 @@ def test_an_objectives_error_is_raised_here(spark: object, tmp_path: Path) -> No
 def test_a_coordinator_that_cannot_start_reports_why(tmp_path: Path) -> None:
     # Task 0's own code, run here (no TaskContext: a first attempt): the run refuses to
     # start, and the record carries that error to the client instead of a lost task.
-    from optuna_spark.spark._cluster_task import ClusterSpec
-    from optuna_spark.spark._cluster_task import make_cluster_task
-    from optuna_spark.spark._cluster_task import read_record
-    from optuna_spark.spark._cluster_task import record_error
+    from optuna_spark._spark._cluster_task import ClusterSpec
+    from optuna_spark._spark._cluster_task import make_cluster_task
+    from optuna_spark._spark._cluster_task import read_record
+    from optuna_spark._spark._cluster_task import record_error
 
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
     study = optuna.create_study(storage=storage, sampler=optuna.samplers.GridSampler({"x": [0]}))
@@ -64,7 +73,7 @@ def test_a_coordinator_that_cannot_start_reports_why(tmp_path: Path) -> None:
         storage=storage,
         sampler=study.sampler,
         pruner=study.pruner,
-        run_kwargs={"n_trials": 1, "sampling": "workers"},  # refused for a GridSampler
+        config=RunConfig(n_trials=1, sampling="workers"),  # refused for a GridSampler
         n_workers=1,
         heartbeat_interval=1.0,
         stuck_grace=1.0,
@@ -77,3 +86,36 @@ def test_a_coordinator_that_cannot_start_reports_why(tmp_path: Path) -> None:
     assert isinstance(error, ValueError)
     assert "GridSampler cannot sample on the workers" in str(error)
     assert study.trials == []
+
+
+def test_a_lost_coordinator_task_is_replaced_and_the_run_completes(
+    spark: object, tmp_path: Path
+) -> None:
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    executor = SparkExecutor(
+        spark,  # type: ignore[arg-type]
+        n_workers=2,
+        coordinator="cluster",
+        resume_lost_trials=1,
+    )
+    kill = functools.partial(_objectives.exit_once, marker=str(tmp_path / "killed"))
+    objective = functools.partial(_objectives.checkpointed, die_at=-1, steps=10)
+    executor.optimize(study, objective, n_trials=6, callbacks=[kill])  # returns, no error
+    assert (tmp_path / "killed").exists()
+    trials = study.trials
+    assert len(trials) == 6  # n_trials is exact across the two coordinators
+    for t in trials:
+        if t.state == TrialState.FAIL:  # running, without a checkpoint, when task 0 died
+            assert t.system_attrs["optuna_spark:fail_reason"].startswith("driver lost")
+        else:
+            assert t.state == TrialState.COMPLETE
+            for resume in t.system_attrs.get("optuna_spark:resumes", []):
+                assert resume["reason"].startswith("driver lost")
+    # At most the two workers' trials were lost with the coordinator, those of them without a
+    # checkpoint yet failed; every other trial completed.
+    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 4
+    # Each trial names the run that created it (a trial asked just before task 0 died may
+    # never have reached a worker, so it has no worker record): the replacement made the rest.
+    runs = {t.system_attrs["optuna_spark:run"] for t in trials}
+    assert len(runs) == 2

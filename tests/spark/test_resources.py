@@ -13,7 +13,7 @@ import pytest
 
 from optuna_spark import SparkExecutor
 from optuna_spark import SparkSetupError
-from optuna_spark.spark._resources import check_resources
+from optuna_spark._spark._resources import check_resources
 from tests.spark import _objectives
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from optuna_spark import SparkExecutor
 from optuna_spark import SparkSetupError
-from optuna_spark.spark import _session as _spark
+from optuna_spark._spark import _session as _spark
 
 
 def test_missing_java_names_what_to_install(
@@ -102,7 +102,7 @@ class _FakeSession:
     ],
 )
 def test_masters_without_task_retries_are_warned_about(master: str, warns: bool) -> None:
-    from optuna_spark.spark._checks import warn_if_no_task_retries
+    from optuna_spark._spark._checks import warn_if_no_task_retries
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -113,7 +113,7 @@ def test_masters_without_task_retries_are_warned_about(master: str, warns: bool)
 
 
 def test_spark_job_failures_are_summarized_to_their_cause() -> None:
-    from optuna_spark.spark._job import spark_error_summary
+    from optuna_spark._spark._job import spark_error_summary
 
     text = (
         "An error occurred while calling z:org.apache.spark.api.python.PythonRDD.collect.\n"
@@ -137,7 +137,7 @@ def test_an_unreachable_storage_fails_before_spark_starts() -> None:
     import optuna
 
     from optuna_spark import RemoteStorage
-    from optuna_spark import StudyServer
+    from optuna_spark.remote import StudyServer
 
     with StudyServer(optuna.storages.InMemoryStorage()) as server:
         storage = RemoteStorage(server.host, server.port, server.token, connect_timeout=1.0)

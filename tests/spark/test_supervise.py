@@ -13,9 +13,9 @@ from typing import Any
 import optuna
 import pytest
 
-from optuna_spark import StudyRun
-from optuna_spark.coordinator import StopReason
-from optuna_spark.spark._supervise import supervise
+from optuna_spark._coordinator import StopReason
+from optuna_spark._spark._supervise import supervise
+from optuna_spark.remote import StudyRun
 from optuna_spark.wire import messages as m
 from tests._calls import ask
 from tests._calls import tell
@@ -35,7 +35,7 @@ class _Job:
         self.error, self.finished = error, True
         self._run.changes.notify()
 
-    def cancel(self) -> bool:
+    def cancel(self, wait: float = 0.0) -> bool:
         self.cancelled.set()
         self.end(RuntimeError("cancelled"))
         return True
@@ -55,7 +55,7 @@ def _supervise(run: StudyRun, job: _Job, **kwargs: Any) -> bool:
         "wind_down": 30.0,
     }
     options.update(kwargs)
-    return supervise(run, job, **options)  # type: ignore[arg-type]
+    return supervise(run, job, **options)
 
 
 def _in_thread(fn: Any) -> tuple[threading.Thread, list[Any]]:
@@ -67,12 +67,13 @@ def _in_thread(fn: Any) -> tuple[threading.Thread, list[Any]]:
 
 def test_returns_once_the_run_is_done_and_every_worker_dismissed() -> None:
     run = StudyRun(optuna.create_study(), n_trials=1)
+    run.start()
     job = _Job(run)
     thread, out = _in_thread(lambda: _supervise(run, job))
     reply = ask(run, 1)
     assert reply is not None
     tell(run, 1, reply, "values", 1.0)
-    assert run.done
+    assert run.wait(30)
     thread.join(0.2)
     assert thread.is_alive()  # the workers have not been told to stop yet
     for conn in (1, 2):
@@ -83,6 +84,7 @@ def test_returns_once_the_run_is_done_and_every_worker_dismissed() -> None:
 
 def test_a_job_that_ends_under_a_running_study_closes_the_run_with_sparks_reason() -> None:
     run = StudyRun(optuna.create_study(), n_trials=10)
+    run.start()
     job = _Job(run)
     thread, out = _in_thread(lambda: _supervise(run, job))
     reply = ask(run, 1)
@@ -90,7 +92,7 @@ def test_a_job_that_ends_under_a_running_study_closes_the_run_with_sparks_reason
     job.end(RuntimeError("stage failed"))
     thread.join(10)
     assert out == [True]
-    assert run.done and run.stop_reason is StopReason.WORKERS_GONE
+    assert run.wait(30) and run.stop_reason is StopReason.WORKERS_GONE
     trial = run.study.trials[0]
     assert trial.system_attrs["optuna_spark:fail_reason"] == (
         "worker lost: Spark says: stage failed (host=test-host)"
@@ -99,6 +101,7 @@ def test_a_job_that_ends_under_a_running_study_closes_the_run_with_sparks_reason
 
 def test_after_an_error_stuck_trials_get_stuck_grace_then_the_job_is_cancelled() -> None:
     run = StudyRun(optuna.create_study(), n_trials=10)
+    run.start()
     job = _Job(run)
     thread, out = _in_thread(lambda: _supervise(run, job, stuck_grace=0.2))
     a, b = ask(run, 1), ask(run, 2)
@@ -107,7 +110,7 @@ def test_after_an_error_stuck_trials_get_stuck_grace_then_the_job_is_cancelled()
     assert job.cancelled.wait(10)  # b never asks should_prune: it is failed, the job cancelled
     thread.join(10)
     assert out == [False]
-    assert run.done and isinstance(run.error, ValueError)
+    assert run.wait(30) and isinstance(run.error, ValueError)
     assert "another trial raised" in run.study.trials[1].system_attrs["optuna_spark:fail_reason"]
 
 
@@ -115,6 +118,7 @@ def test_workers_that_never_ask_again_are_cancelled_after_the_wind_down(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     run = StudyRun(optuna.create_study(), n_trials=1)
+    run.start()
     job = _Job(run)
     reply = ask(run, 1)
     assert reply is not None
@@ -130,7 +134,7 @@ def test_workers_that_never_ask_again_are_cancelled_after_the_wind_down(
 def test_a_job_error_after_the_study_is_logged_not_lost(
     spark: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from optuna_spark.spark._job import SparkJob
+    from optuna_spark._spark._job import SparkJob
 
     ended = threading.Event()
 
@@ -149,6 +153,7 @@ def test_a_job_error_after_the_study_is_logged_not_lost(
 
 def test_an_error_while_already_stopping_still_ends_stuck_trials() -> None:
     run = StudyRun(optuna.create_study(), n_trials=10)
+    run.start()
     job = _Job(run)
     a, b = ask(run, 1), ask(run, 2)
     assert a is not None and b is not None
@@ -157,7 +162,7 @@ def test_an_error_while_already_stopping_still_ends_stuck_trials() -> None:
     tell(run, 1, a, "failed", error=("ValueError", "boom", ""), caught=False)
     assert job.cancelled.wait(10), "the stuck trial was never ended"
     thread.join(10)
-    assert run.done and isinstance(run.error, ValueError)
+    assert run.wait(30) and isinstance(run.error, ValueError)
 
 
 @pytest.mark.spark
@@ -165,7 +170,7 @@ def test_an_error_while_already_stopping_still_ends_stuck_trials() -> None:
 def test_a_job_we_cancelled_is_not_reported_as_a_late_failure(
     spark: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from optuna_spark.spark._job import SparkJob
+    from optuna_spark._spark._job import SparkJob
 
     ended = threading.Event()
 

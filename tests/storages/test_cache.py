@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from optuna_spark import RemoteStorage
-from optuna_spark import StudyServer
+from optuna_spark.remote import StudyServer
 from optuna_spark.wire import messages as m
 
 
@@ -22,8 +23,8 @@ class _Counting:
         route = server._routes[m.GetTrials]
 
         def counting(request: m.GetTrials, conn_id: int) -> Any:
-            trials = route(request, conn_id)
-            self.sent.append(len(trials))
+            trials = route(request, conn_id)  # encoded already, in the server's read lane
+            self.sent.append(len(msgspec.msgpack.decode(trials)))
             return trials
 
         server.register(m.GetTrials, counting)

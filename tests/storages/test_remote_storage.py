@@ -19,21 +19,21 @@ from optuna.trial import TrialState
 
 from optuna_spark import RemoteError
 from optuna_spark import RemoteStorage
-from optuna_spark import StorageServer
+from optuna_spark.remote import StudyServer
 from optuna_spark.wire import RemoteTraceback
 from tests import _workers as w
 from tests._helpers import BACKENDS
 from tests._helpers import make_backend
 
 
-def _remote(server: StorageServer, **kwargs: Any) -> RemoteStorage:
+def _remote(server: StudyServer, **kwargs: Any) -> RemoteStorage:
     return RemoteStorage(server.host, server.port, server.token, **kwargs)
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_optimize_with_threads_through_remote_storage(
-    make_server: Callable[..., StorageServer], tmp_path: Path, backend: str
+    make_server: Callable[..., StudyServer], tmp_path: Path, backend: str
 ) -> None:
     server = make_server(make_backend(backend, tmp_path))
     storage = _remote(server)
@@ -110,7 +110,7 @@ def test_a_spawned_process_uses_a_pickled_remote_storage(remote_storage: RemoteS
     assert [t.value for t in study.trials] == [4.5]
 
 
-def test_repr_does_not_show_the_token(server: StorageServer) -> None:
+def test_repr_does_not_show_the_token(server: StudyServer) -> None:
     storage = _remote(server)
     assert server.token not in repr(storage)
     assert server.token not in repr(storage.endpoint)
@@ -128,7 +128,7 @@ def _assert_remote_cause(exc: BaseException) -> None:
     assert "Traceback" in str(cause)
 
 
-def test_unknown_ids_raise_key_error(server: StorageServer, remote_storage: RemoteStorage) -> None:
+def test_unknown_ids_raise_key_error(server: StudyServer, remote_storage: RemoteStorage) -> None:
     with pytest.raises(KeyError) as local:
         server.storage.get_study_name_from_id(999)
     with pytest.raises(KeyError) as remote:
@@ -191,7 +191,7 @@ class _FailingStorage(optuna.storages.InMemoryStorage):
 
 
 def test_error_types_known_here_come_back_as_themselves_others_as_remote_error(
-    make_server: Callable[..., StorageServer],
+    make_server: Callable[..., StudyServer],
 ) -> None:
     server = make_server(_FailingStorage())
     storage = _remote(server)
@@ -227,7 +227,7 @@ def test_values_travel_as_data(remote_storage: RemoteStorage) -> None:
 
 
 def test_calls_after_the_server_closed_fail_with_connection_error(
-    make_server: Callable[..., StorageServer],
+    make_server: Callable[..., StudyServer],
 ) -> None:
     server = make_server()
     storage = _remote(server, connect_timeout=2)

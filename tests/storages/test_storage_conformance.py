@@ -14,7 +14,7 @@ import pytest
 from optuna.testing.pytest_storages import StorageTestCase
 
 from optuna_spark import RemoteStorage
-from optuna_spark import StorageServer
+from optuna_spark.remote import StudyServer
 from tests._helpers import BACKENDS
 from tests._helpers import make_backend
 
@@ -23,7 +23,7 @@ from tests._helpers import make_backend
 def storage(
     request: pytest.FixtureRequest,
     tmp_path: Path,
-    make_server: Callable[..., StorageServer],
+    make_server: Callable[..., StudyServer],
 ) -> Iterator[RemoteStorage]:
     server = make_server(make_backend(request.param, tmp_path))
     remote = RemoteStorage(server.host, server.port, server.token)

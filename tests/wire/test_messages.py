@@ -14,7 +14,8 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from optuna_spark import ProtocolError
-from optuna_spark import StudyServer
+from optuna_spark.exceptions import RemoteError
+from optuna_spark.remote import StudyServer
 from optuna_spark.wire import _codec as codec
 from optuna_spark.wire import messages as m
 from optuna_spark.wire._convert import trial_from_wire
@@ -117,3 +118,27 @@ def test_numpy_numbers_travel_as_python_numbers_and_objects_are_refused() -> Non
     assert msgspec.msgpack.decode(body)[-1] == [0.5, 3]
     with pytest.raises(TypeError, match="cannot be sent to the driver"):
         codec.encode(m.SetTrialUserAttr(1, "k", object()))
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (Exception("data download failed"), Exception),
+        (KeyboardInterrupt(), None),  # never looks like one of ours
+        (ValueError("bad"), ValueError),
+    ],
+)
+def test_an_error_comes_back_as_its_own_type_builtins_included(
+    raised: BaseException, expected: type[BaseException] | None
+) -> None:
+    rebuilt = rebuild_error(encode_error(raised))
+    if expected is None:
+        assert isinstance(rebuilt, RemoteError)
+    else:
+        assert type(rebuilt) is expected and str(rebuilt) == str(raised)
+
+
+def test_a_type_unknown_here_whose_only_base_is_exception_is_a_remote_error() -> None:
+    info = m.ErrorInfo("elsewhere.OddError", "odd", "Traceback ...", ["Exception"])
+    rebuilt = rebuild_error(info)
+    assert isinstance(rebuilt, RemoteError) and "elsewhere.OddError" in str(rebuilt)

@@ -13,10 +13,10 @@ from optuna.trial import TrialState
 
 from optuna_spark import MessageTooLargeError
 from optuna_spark import RemoteStorage
-from optuna_spark import RemoteTrial
-from optuna_spark import StorageServer
-from optuna_spark import StudyRun
-from optuna_spark import WorkerSpec
+from optuna_spark.remote import RemoteTrial
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
+from optuna_spark.remote import WorkerSpec
 from optuna_spark.wire import RemoteTraceback
 from tests import _workers as w
 from tests._helpers import Workers
@@ -25,7 +25,7 @@ OpenRun = Callable[..., StudyRun]
 
 
 def _run_one(
-    server: StorageServer, run: StudyRun, workers: Workers, objective: Any, **kwargs: Any
+    server: StudyServer, run: StudyRun, workers: Workers, objective: Any, **kwargs: Any
 ) -> None:
     workers.start(WorkerSpec(server.endpoint, run.run_id), objective, 1, **kwargs)
     assert run.wait(20)
@@ -45,7 +45,7 @@ def _flaky(trial: RemoteTrial) -> float:
     ("objective", "expected"), [(_name_error, NameError), (_flaky, w.FlakyError)]
 )
 def test_an_uncaught_error_comes_back_as_itself_with_its_traceback(
-    server: StorageServer,
+    server: StudyServer,
     open_run: OpenRun,
     workers: Workers,
     objective: Any,
@@ -65,7 +65,7 @@ def test_an_uncaught_error_comes_back_as_itself_with_its_traceback(
 
 @pytest.mark.timeout(30)
 def test_a_caught_error_is_logged_once_with_its_traceback(
-    server: StorageServer,
+    server: StudyServer,
     open_run: OpenRun,
     workers: Workers,
     caplog: pytest.LogCaptureFixture,
@@ -79,11 +79,12 @@ def test_a_caught_error_is_logged_once_with_its_traceback(
 
 @pytest.mark.timeout(30)
 def test_a_message_over_the_servers_limit_is_refused_naming_limit_and_size(
-    make_server: Callable[..., StorageServer], workers: Workers
+    make_server: Callable[..., StudyServer], workers: Workers
 ) -> None:
-    server = make_server(max_message_bytes=4096)
+    server = make_server(max_request_bytes=4096)
     study = optuna.create_study(storage=server.storage)
     run = StudyRun(study, n_trials=2)
+    run.start()
     server.add_run(run)
     seen: list[str] = []
 
@@ -102,9 +103,34 @@ def test_a_message_over_the_servers_limit_is_refused_naming_limit_and_size(
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert study.trials[0].user_attrs == {"small": "fits"}
 
-    storage = RemoteStorage.from_endpoint(server.endpoint)
-    study_id = storage.get_study_id_from_name(study.study_name)
-    with pytest.raises(MessageTooLargeError, match="max_message_bytes"):
-        storage.set_study_user_attr(study_id, "big", "x" * 10_000)
-    assert storage.get_study_user_attrs(study_id) == {}
-    storage.close()
+    # Every client learns the limit in the handshake, whatever it was made with.
+    for storage in (
+        RemoteStorage.from_endpoint(server.endpoint),
+        RemoteStorage(server.host, server.port, server.token),
+    ):
+        study_id = storage.get_study_id_from_name(study.study_name)
+        with pytest.raises(MessageTooLargeError, match=r"limit of 4096 .*max_request_bytes"):
+            storage.set_study_user_attr(study_id, "big", "x" * 10_000)
+        assert storage.get_study_user_attrs(study_id) == {}  # the connection goes on
+        storage.close()
+
+
+@pytest.mark.timeout(60)
+def test_an_exception_of_any_size_comes_back_as_itself(
+    make_server: Callable[..., StudyServer], workers: Workers
+) -> None:
+    # Its message and traceback over the request limit: the worker's own tell failed, the
+    # task died as "worker lost", and the study went on.
+    server = make_server()
+    run = StudyRun(optuna.create_study(storage=server.storage), n_trials=3)
+    server.add_run(run)
+
+    def objective(trial: RemoteTrial) -> float:
+        raise ValueError("x" * (20 << 20))
+
+    workers.start(run.worker_spec(server.endpoint), objective, 1)
+    assert run.wait(60)
+    workers.join()
+    assert isinstance(run.error, ValueError)
+    assert "characters left out by optuna-spark" in str(run.error)
+    assert len(run.study.trials) == 1

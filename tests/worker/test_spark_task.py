@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from optuna_spark.worker._spark_task import task_info
+from optuna_spark._worker._spark_task import task_info
 
 
 def test_tensorflow_logging_is_lowered_unless_the_user_set_a_level(

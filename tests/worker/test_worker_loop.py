@@ -16,13 +16,13 @@ from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from optuna_spark import RemoteError
-from optuna_spark import RemoteTrial
-from optuna_spark import StorageServer
-from optuna_spark import StudyRun
-from optuna_spark import WorkerSpec
-from optuna_spark import run_worker
-from optuna_spark.coordinator import ATTR_FAIL_REASON
-from optuna_spark.worker import STUCK_EXIT_CODE
+from optuna_spark._coordinator import ATTR_FAIL_REASON
+from optuna_spark._worker import STUCK_EXIT_CODE
+from optuna_spark.remote import RemoteTrial
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
+from optuna_spark.remote import WorkerSpec
+from optuna_spark.remote import run_worker
 from tests import _workers as w
 from tests._helpers import Workers
 from tests._helpers import wait_until
@@ -30,13 +30,13 @@ from tests._helpers import wait_until
 OpenRun = Callable[..., StudyRun]
 
 
-def _spec(server: StorageServer, run: StudyRun, **kwargs: Any) -> WorkerSpec:
+def _spec(server: StudyServer, run: StudyRun, **kwargs: Any) -> WorkerSpec:
     return WorkerSpec(server.endpoint, run.run_id, **kwargs)
 
 
 @pytest.mark.timeout(30)
 def test_remote_trial_suggests_and_reads_through_the_drivers_trial(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     seen: dict[int, dict[str, Any]] = {}
     choices: list[Any] = [0.5, 2, "a", None, True]
@@ -93,7 +93,7 @@ def test_remote_trial_suggests_and_reads_through_the_drivers_trial(
 
 @pytest.mark.timeout(30)
 def test_bad_arguments_raise_in_the_objective_like_optuna(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     errors: list[tuple[str, type[BaseException], str]] = []
 
@@ -129,7 +129,7 @@ def test_bad_arguments_raise_in_the_objective_like_optuna(
 
 @pytest.mark.timeout(30)
 def test_trial_study_on_a_worker_reads_and_writes_the_drivers_study(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     seen: dict[int, dict[str, Any]] = {}
 
@@ -162,11 +162,12 @@ def test_trial_study_on_a_worker_reads_and_writes_the_drivers_study(
 
 @pytest.mark.timeout(30)
 def test_worker_goes_on_after_the_driver_ended_its_trial(
-    make_server: Callable[..., StorageServer], workers: Workers
+    make_server: Callable[..., StudyServer], workers: Workers
 ) -> None:
-    server = make_server(heartbeat_interval=0.1)
+    server = make_server(tick_interval=0.025)
     study = optuna.create_study(storage=server.storage)
     run = StudyRun(study, n_trials=3, trial_timeout=0.5)
+    run.start()
     server.add_run(run)
 
     def objective(trial: RemoteTrial) -> float:
@@ -189,11 +190,12 @@ def test_worker_goes_on_after_the_driver_ended_its_trial(
 
 @pytest.mark.timeout(60)
 def test_a_stuck_worker_process_exits_so_its_slot_is_freed(
-    make_server: Callable[..., StorageServer], workers: Workers
+    make_server: Callable[..., StudyServer], workers: Workers
 ) -> None:
-    server = make_server(heartbeat_interval=0.1)
+    server = make_server(tick_interval=0.025)
     study = optuna.create_study(storage=server.storage)
     run = StudyRun(study, n_trials=4, trial_timeout=0.5)
+    run.start()
     server.add_run(run)
 
     spec = _spec(server, run, heartbeat_interval=0.05, exit_if_stuck_after=0.3)
@@ -209,7 +211,7 @@ def test_a_stuck_worker_process_exits_so_its_slot_is_freed(
 
 @pytest.mark.timeout(30)
 def test_keyboard_interrupt_fails_the_trial_stops_the_run_and_is_reraised(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     def objective(trial: RemoteTrial) -> float:
         trial.suggest_float("x", 0, 1)
@@ -226,13 +228,13 @@ def test_keyboard_interrupt_fails_the_trial_stops_the_run_and_is_reraised(
     assert [t.state for t in run.study.trials] == [TrialState.FAIL]
 
 
-def test_catch_must_be_a_tuple(server: StorageServer, open_run: OpenRun) -> None:
+def test_catch_must_be_a_tuple(server: StudyServer, open_run: OpenRun) -> None:
     run = open_run(n_trials=1)
     with pytest.raises(TypeError, match="catch"):
         run_worker(_spec(server, run), w.objective_basic, catch=[ValueError])  # type: ignore[arg-type]
 
 
-def test_unknown_run_is_a_key_error(server: StorageServer) -> None:
+def test_unknown_run_is_a_key_error(server: StudyServer) -> None:
     spec = WorkerSpec(server.endpoint, "no-such-run")
     with pytest.raises(KeyError, match="no-such-run"):
         run_worker(spec, w.objective_basic)
@@ -240,7 +242,7 @@ def test_unknown_run_is_a_key_error(server: StorageServer) -> None:
 
 @pytest.mark.timeout(30)
 def test_a_report_the_driver_refused_fails_the_trial_like_in_process(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     """``report`` does not wait for its reply; its error still fails the trial and the run."""
 
@@ -261,9 +263,10 @@ def test_a_report_the_driver_refused_fails_the_trial_like_in_process(
     assert workers.results == {"test-worker-0": 1}
 
 
-def test_a_value_that_cannot_be_sent_fails_only_its_trial(server: StorageServer) -> None:
+def test_a_value_that_cannot_be_sent_fails_only_its_trial(server: StudyServer) -> None:
     study = optuna.create_study(storage=server.storage)
     run = StudyRun(study, n_trials=2)
+    run.start()
     server.add_run(run)
 
     def objective(trial: RemoteTrial) -> float:
@@ -280,7 +283,7 @@ def test_a_value_that_cannot_be_sent_fails_only_its_trial(server: StorageServer)
 
 @pytest.mark.timeout(30)
 def test_a_bad_argument_is_a_type_error_and_the_trial_goes_on(
-    server: StorageServer, open_run: OpenRun, workers: Workers
+    server: StudyServer, open_run: OpenRun, workers: Workers
 ) -> None:
     run = open_run(n_trials=1)
 
