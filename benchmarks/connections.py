@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _spark_bench as bench
 
-from optuna_spark import StudyRun
-from optuna_spark import StudyServer
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
 from optuna_spark.wire import Connection
 from optuna_spark.wire import Endpoint
 from optuna_spark.wire import messages as m

@@ -15,6 +15,12 @@ It prints and records:
 - workers that failed to join, driver CPU per trial, the worker processes' CPU per trial,
   driver threads, open file descriptors and resident memory.
 
+``--callback-seconds S`` adds a callback that sleeps ``S`` seconds per finished trial (an
+``MLflowCallback`` writing to a slow server, say); with ``--n-trials`` the run hands out that
+many trials instead of running for ``--seconds``. The objectives' span (first trial's start
+to last trial's end) then shows whether the callbacks held up the workers; the wall time
+includes the callbacks still queued when the last trial ended.
+
 ``--sampling workers`` samples in the workers (``StudyRun(sampling="workers")``); ``both``
 runs ``driver`` then ``workers`` in one invocation, on fresh studies.
 
@@ -48,10 +54,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _spark_bench as bench
 
-from optuna_spark import StorageServer
-from optuna_spark import StudyRun
-from optuna_spark import WorkerSpec
-from optuna_spark import run_worker
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
+from optuna_spark.remote import WorkerSpec
+from optuna_spark.remote import run_worker
 
 try:  # the current layout
     from optuna_spark.wire import Connection
@@ -202,15 +208,17 @@ def run_once(args: argparse.Namespace, sampling: str) -> dict[str, Any]:
                 )
             )
         study.add_trials(trials)
-    server = StorageServer(study._storage, handshake_timeout=30.0)
+    server = StudyServer(study._storage, handshake_timeout=30.0)
     server_timings = _server_timing(server)
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     with server:
         placement = {} if sampling == "driver" else {"sampling": sampling}
-        run = StudyRun(
-            study, n_trials=None, timeout=args.seconds, heartbeat_grace=60.0, **placement
-        )
+        callbacks = []
+        if args.callback_seconds:
+            callbacks.append(lambda study, trial: time.sleep(args.callback_seconds))
+        limit = {"n_trials": args.n_trials} if args.n_trials else {"timeout": args.seconds}
+        run = StudyRun(study, heartbeat_grace=60.0, callbacks=callbacks, **limit, **placement)
         server.add_run(run)
         if hasattr(run, "worker_spec"):
             spec = run.worker_spec(server.endpoint, heartbeat_interval=5.0)
@@ -247,11 +255,15 @@ def run_once(args: argparse.Namespace, sampling: str) -> dict[str, Any]:
         failures.extend(r["failures"])
     # Only trials that ran whole count: the run hands out trials for ``seconds``.
     rate = len(finished) / wall
+    starts = [t.datetime_start for t in finished if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in finished if t.datetime_complete is not None]
+    span = (max(ends) - min(starts)).total_seconds() if starts and ends else float("nan")
     ideal = args.workers / args.trial_seconds
     return {
         "sampling": sampling,
         "trials": len(finished),
         "wall_s": wall,
+        "objectives_span_s": span,
         "trials_per_s": rate,
         "ideal_trials_per_s": ideal,
         "efficiency": rate / ideal,
@@ -276,6 +288,8 @@ def main() -> None:
     ap.add_argument("--sampler", choices=["random", "tpe"], default="random")
     ap.add_argument("--preload", type=int, default=0, help="finished trials in the study first")
     ap.add_argument("--seconds", type=float, default=20.0, help="how long trials are handed out")
+    ap.add_argument("--n-trials", type=int, default=0, help="hand out this many (0: --seconds)")
+    ap.add_argument("--callback-seconds", type=float, default=0.0, help="a slow callback")
     ap.add_argument("--sampling", choices=["driver", "workers", "both"], default="driver")
     ap.add_argument("--label", default="", help="a name for this run in the results")
     args = ap.parse_args()
@@ -300,7 +314,8 @@ def _print(args: argparse.Namespace, result: dict[str, Any]) -> None:
         f"{args.label}"
     )
     print(
-        f"trials {result['trials']} in {result['wall_s']:.1f} s: "
+        f"trials {result['trials']} in {result['wall_s']:.1f} s (objectives' span "
+        f"{result['objectives_span_s']:.1f} s, callback {args.callback_seconds:g} s/trial): "
         f"{result['trials_per_s']:.1f}/s vs ideal {result['ideal_trials_per_s']:.1f}/s "
         f"= {100 * result['efficiency']:.1f}% efficiency; workers failed to join: "
         f"{result['workers_failed']}"

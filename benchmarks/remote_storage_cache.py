@@ -49,7 +49,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_spark import RemoteStorage
-from optuna_spark import StudyServer
+from optuna_spark.remote import StudyServer
 from optuna_spark.wire import Connection
 from optuna_spark.wire import _codec as codec
 from optuna_spark.wire import _frames as frames

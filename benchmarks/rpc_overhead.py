@@ -33,10 +33,10 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from optuna_spark import StudyRun
-from optuna_spark import StudyServer
-from optuna_spark import WorkerSpec
-from optuna_spark import run_worker
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
+from optuna_spark.remote import WorkerSpec
+from optuna_spark.remote import run_worker
 from optuna_spark.wire import Connection
 from optuna_spark.wire import messages as m
 
