@@ -4,6 +4,7 @@ once, and never the trials of a run that is alive."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,7 +48,10 @@ def test_a_run_whose_lease_went_stale_loses_its_trials_to_the_next_run(tmp_path:
 
     trials = optuna.load_study(study_name="s", storage=storage).trials
     assert trials[0].state == TrialState.FAIL
-    assert "silent for 60 s" in trials[0].system_attrs["optuna_spark:fail_reason"]
+    reason = trials[0].system_attrs["optuna_spark:fail_reason"]
+    # The clock moved on between stamping the lease and reading it: at least 60 s silent.
+    match = re.search(r"silent for (\d+) s", reason)
+    assert match is not None and int(match.group(1)) >= 60, reason
     assert trials[1].number == foreign.number and trials[1].state == TrialState.RUNNING
     assert trials[2].state == TrialState.RUNNING
 
