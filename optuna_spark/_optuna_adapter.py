@@ -20,6 +20,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.samplers import GridSampler
 from optuna.storages import BaseStorage
+from optuna.storages import RDBStorage
 from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.study._tell import _tell_with_warning
@@ -38,6 +39,7 @@ __all__ = [
     "frozen_study",
     "in_optimize_loop",
     "is_in_optimize_loop",
+    "rdb_url_of",
     "remember_report",
     "stop_requested",
     "storage_of",
@@ -53,6 +55,13 @@ def storage_of(study: optuna.Study) -> BaseStorage:
     """The storage a study reads and writes (``Study._storage``)."""
     storage: BaseStorage = study._storage
     return storage
+
+
+def rdb_url_of(storage: BaseStorage) -> str | None:
+    """The database URL of an RDB storage (under Optuna's cache of it, ``_backend``), else
+    ``None``: two storage objects with one URL are one study store."""
+    backend = getattr(storage, "_backend", storage)
+    return backend.url if isinstance(backend, RDBStorage) else None
 
 
 def study_id_of(study: optuna.Study | FrozenStudy) -> int:

@@ -14,6 +14,7 @@ from optuna_spark._coordinator._attrs import ATTR_RUN_STAMP_PREFIX
 from optuna_spark._coordinator._attrs import ATTR_TRACEBACK
 from optuna_spark._coordinator._attrs import ATTR_WORKER
 from optuna_spark._coordinator._output import get_trial_log
+from optuna_spark._coordinator._pool import RunPool
 from optuna_spark._coordinator._run import StudyRun
 from optuna_spark._coordinator._server import StudyServer
 from optuna_spark._coordinator._state import Phase
@@ -30,6 +31,7 @@ __all__ = [
     "ATTR_TRACEBACK",
     "ATTR_WORKER",
     "Phase",
+    "RunPool",
     "StopReason",
     "StudyRun",
     "StudyServer",

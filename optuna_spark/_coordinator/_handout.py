@@ -70,13 +70,15 @@ class Handout:
         availability: Availability,
         retries: RetryPolicy,
         may_resume: bool = False,
+        room: bool = True,
     ) -> Verdict:
         """Whether a trial may start now; if so, count it (see :meth:`made`, :meth:`unmade`).
 
         A lost trial's retry starts before anything new: while one is being decided, the ask
         waits for the decision. It still starts when the sampler has nothing left to give.
         Once nothing new may start, an ask still waits rather than stop while a running trial
-        may come back to resume (``may_resume``), unless the run is stopping.
+        may come back to resume (``may_resume``), unless the run is stopping. Without
+        ``room`` (``max_concurrent_trials`` trials in flight) a trial that may start waits.
         """
         if state.reason is None:
             reached = self.limit_reached()
@@ -90,6 +92,8 @@ class Handout:
         elif state.reason is not None:
             return Verdict.WAIT if may_resume and not state.interrupting else Verdict.STOP
         elif availability is Availability.WAIT or (retries.deciding and not retries.has_pending):
+            return Verdict.WAIT
+        if not room:
             return Verdict.WAIT
         self.n_started += 1
         self.n_making += 1

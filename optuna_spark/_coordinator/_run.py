@@ -81,6 +81,7 @@ class StudyRun(RunViews):
         storage_grace: Seconds the run rides out a storage that fails transiently.
         sampling: Where parameters are sampled: ``"driver"`` or ``"workers"``.
         log_artifact_store: An Optuna artifact store for each trial's whole output.
+        max_concurrent_trials: How many of the run's trials may be in flight at once.
 
     Each is described in full on :class:`~optuna_spark.remote.RunConfig`, which
     :meth:`from_config` takes whole.
@@ -105,6 +106,7 @@ class StudyRun(RunViews):
         storage_grace: float = 60.0,
         sampling: Sampling = "driver",
         log_artifact_store: Any = None,
+        max_concurrent_trials: int | None = None,
     ) -> None:
         config = RunConfig.of(
             callbacks,
@@ -120,6 +122,7 @@ class StudyRun(RunViews):
             storage_grace=storage_grace,
             sampling=sampling,
             log_artifact_store=log_artifact_store,
+            max_concurrent_trials=max_concurrent_trials,
         )
         self._setup(study, config, time.monotonic)
 
@@ -295,34 +298,62 @@ class StudyRun(RunViews):
         A connection runs one trial at a time: an ask from one that still holds a trial is
         refused (so no connection can burn through ``n_trials`` faster than trials run).
         """
+        self.check_free(conn_id)
+        while True:
+            seen = self._wakeups.count
+            answer = self.try_ask(conn_id, worker)
+            if isinstance(answer, m.AskReply):
+                return answer
+            if answer is Verdict.STOP:
+                return None
+            # No lock held; the bound re-reads the sampler, for trials finished elsewhere.
+            self._wakeups.wait_past(seen, 1.0)
+
+    def try_ask(
+        self, conn_id: int, worker: m.WorkerInfo, *, dismiss: bool = True
+    ) -> m.AskReply | Verdict:
+        """One look at :meth:`ask`'s question: a trial, or ``WAIT`` (nothing to hand out until
+        something changes: :attr:`wakeups` is signalled then) or ``STOP`` (this run hands out
+        nothing more; the worker is told to stop unless ``dismiss`` is false, as in a pool
+        where other studies still have work)."""
         with self._lock:
-            self._leases.check_free(conn_id)
             if (
                 worker.executor_id is not None
                 and worker.executor_id in self._leases.decommissioned
             ):
-                self._dismiss(worker, conn_id)  # its executor is going away
-                return None
-        while True:
-            seen = self._wakeups.count
-            with self._lock:  # a lost trial resumes before anything new starts
-                lease = None if self._state.interrupting else self._leases.take_suspended(conn_id)
-            if lease is not None:
-                return self._resume(conn_id, worker, lease)
-            with self._sampler_lock:
-                availability = self._availability()
-                with self._lock:
-                    verdict = self._handout.reserve(
-                        self._state, availability, self._retries, self._may_resume
-                    )
-                    if verdict is Verdict.STOP:
+                if dismiss:
+                    self._dismiss(worker, conn_id)  # its executor is going away
+                return Verdict.STOP
+            # A lost trial resumes before anything new starts.
+            lease = None if self._state.interrupting else self._leases.take_suspended(conn_id)
+        if lease is not None:
+            resumed = self._resume(conn_id, worker, lease)
+            return Verdict.STOP if resumed is None else resumed
+        with self._sampler_lock:
+            availability = self._availability()
+            with self._lock:
+                verdict = self._handout.reserve(
+                    self._state, availability, self._retries, self._may_resume, self._room()
+                )
+                if verdict is Verdict.STOP:
+                    if dismiss:
                         self._dismiss(worker, conn_id)
-                        self._check_done()
-                        return None
-                if verdict is Verdict.START:
-                    return self._make_trial(conn_id, worker)
-            # No lock held; the bound re-reads the sampler, for trials finished elsewhere.
-            self._wakeups.wait_past(seen, 1.0)
+                    self._check_done()
+                    return verdict
+            if verdict is Verdict.START:
+                made = self._make_trial(conn_id, worker)
+                return Verdict.STOP if made is None else made
+        return verdict
+
+    def check_free(self, conn_id: int) -> None:
+        """Refuse an ask from a connection that still holds one of this run's trials."""
+        with self._lock:
+            self._leases.check_free(conn_id)
+
+    def _room(self) -> bool:
+        """Whether ``max_concurrent_trials`` lets one more trial start (under the lock)."""
+        cap = self.config.max_concurrent_trials
+        return cap is None or self._leases.n_running + self._handout.n_making < cap
 
     def _availability(self) -> Availability:
         if self._finite is None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from optuna_spark import _optuna_adapter as optuna_adapter
+from optuna_spark._coordinator._pool import RunPool
 from optuna_spark._coordinator._run import StudyRun
 from optuna_spark._coordinator._trial_methods import TRIAL_METHODS
 from optuna_spark.wire import messages as m
@@ -29,6 +30,7 @@ class RunService:
         self._server = server
         self._lock = threading.Lock()
         self._runs: dict[str, StudyRun] = {}
+        self._pools: dict[str, RunPool] = {}
         routes: dict[type[m.Request], Any] = {
             m.Ask: lambda run, r, c: run.ask(c, r.worker),
             m.Report: lambda run, r, c: run.report(c, r.trial_id, r.value, r.step),
@@ -43,6 +45,7 @@ class RunService:
         routes.update({t: lambda run, r, c: run.call_trial(c, r) for t in TRIAL_METHODS})
         for request_type, call in routes.items():
             server.register(request_type, self._route(call))
+        server.register(m.AskPool, self._ask_pool)
         server.register(m.TrialOutput, self._trial_output)
         server.on_connection_closed(self._connection_closed)
         server.on_tick(self._tick)
@@ -60,6 +63,26 @@ class RunService:
     def remove(self, run: StudyRun) -> None:
         with self._lock:
             self._runs.pop(run.run_id, None)
+
+    def add_pool(self, pool: RunPool) -> None:
+        """Serve every run of ``pool``, and the asks of the pool's workers."""
+        for run in pool.runs:
+            self.add(run)
+        with self._lock:
+            self._pools[pool.pool_id] = pool
+
+    def remove_pool(self, pool: RunPool) -> None:
+        with self._lock:
+            self._pools.pop(pool.pool_id, None)
+        for run in pool.runs:
+            self.remove(run)
+
+    def _ask_pool(self, request: m.AskPool, conn_id: int) -> m.PoolAskReply | None:
+        with self._lock:
+            pool = self._pools.get(request.run_id)
+        if pool is None:
+            raise KeyError(f"No pool of runs {request.run_id!r} is open on this server.")
+        return pool.ask(conn_id, request.worker)
 
     def _get(self, run_id: str) -> StudyRun:
         with self._lock:

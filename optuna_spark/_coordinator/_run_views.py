@@ -12,6 +12,7 @@ import optuna
 from optuna_spark._coordinator._handout import Handout
 from optuna_spark._coordinator._leases import LeaseTable
 from optuna_spark._coordinator._recorder import Recorder
+from optuna_spark._coordinator._state import Changes
 from optuna_spark._coordinator._state import Phase
 from optuna_spark._coordinator._state import RunState
 from optuna_spark._coordinator._state import StopReason
@@ -34,6 +35,8 @@ class RunViews:
     _state: RunState
     _dismissed: set[Any]
     _lock: threading.RLock
+    _wakeups: Changes
+    changes: Changes
 
     @property
     def n_trials(self) -> int | None:
@@ -62,6 +65,24 @@ class RunViews:
     @property
     def n_running(self) -> int:
         return self._leases.n_running
+
+    @property
+    def wakeups(self) -> Changes:
+        """Signalled when an ask that was told to wait may get something now."""
+        return self._wakeups
+
+    @property
+    def n_in_flight(self) -> int:
+        """Trials this run has handed out or is making that have not ended."""
+        with self._lock:
+            return self._leases.n_running + self._handout.n_making
+
+    def join_pool(self, changes: Changes, wakeups: Changes) -> None:
+        """Signal ``changes`` and ``wakeups``, shared by the runs of one pool, instead of
+        this run's own (before the run is served): whoever waits on the pool wakes when any
+        of its runs changes."""
+        self.changes = changes
+        self._wakeups = wakeups
 
     @property
     def n_dismissed(self) -> int:

@@ -38,6 +38,7 @@ from optuna_spark.wire._client import Endpoint
 from optuna_spark.wire._errors import encode_error
 
 if TYPE_CHECKING:
+    from optuna_spark._coordinator._pool import RunPool
     from optuna_spark._coordinator._run import StudyRun
 
 _logger = logging.getLogger(__name__)
@@ -299,6 +300,13 @@ class StudyServer:
 
     def remove_run(self, run: StudyRun) -> None:
         self._runs.remove(run)
+
+    def add_pool(self, pool: RunPool) -> None:
+        """Serve every run of ``pool`` and its workers' asks (one storage for all)."""
+        self._runs.add_pool(pool)
+
+    def remove_pool(self, pool: RunPool) -> None:
+        self._runs.remove_pool(pool)
 
     # -----------------------------------------------------------------------------------------
     # Serving.

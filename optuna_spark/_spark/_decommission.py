@@ -18,8 +18,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
-from optuna_spark._coordinator import StudyRun
 from optuna_spark._spark import _session
 
 if TYPE_CHECKING:
@@ -29,6 +29,14 @@ _logger = logging.getLogger(__name__)
 
 #: Seconds between two looks at the executors of running trials.
 WATCH_EVERY = 1.0
+
+
+class Watched(Protocol):
+    """A run, or a pool of runs: where its trials run, and whom to tell."""
+
+    def executors(self) -> set[str]: ...
+
+    def decommission(self, executor_id: str) -> None: ...
 
 
 def decommissioning(scheduler: Any, executor_id: str) -> bool:
@@ -44,7 +52,7 @@ class DecommissionWatcher:
         run: The run whose trials' executors are watched.
     """
 
-    def __init__(self, spark: SparkSession, run: StudyRun) -> None:
+    def __init__(self, spark: SparkSession, run: Watched) -> None:
         self._scheduler = spark.sparkContext._jsc.sc().taskScheduler()
         self._run = run
         self._told: set[str] = set()
@@ -76,10 +84,12 @@ class DecommissionWatcher:
         self._thread.join(timeout=5.0)
 
 
-def watch_decommissions(spark: SparkSession, run: StudyRun) -> DecommissionWatcher | None:
-    """Watch ``run``'s executors when its trials can resume (``resume_lost_trials``) and the
-    session is classic; else ``None``."""
-    if not run.config.resume_lost_trials or _session.is_connect(spark):
+def watch_decommissions(
+    spark: SparkSession, run: Watched, resumes: bool
+) -> DecommissionWatcher | None:
+    """Watch ``run``'s executors when its trials can resume (``resumes``: the run's
+    ``resume_lost_trials``) and the session is classic; else ``None``."""
+    if not resumes or _session.is_connect(spark):
         return None
     try:
         return DecommissionWatcher(spark, run)

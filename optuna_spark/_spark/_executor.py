@@ -8,11 +8,13 @@ import os
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
 import optuna
 
+from optuna_spark._coordinator import StudyRun
 from optuna_spark._coordinator._sampling_placement import check_sampling
 from optuna_spark._spark import _coordinator_placement as placement
 from optuna_spark._spark import _session
@@ -26,7 +28,12 @@ from optuna_spark._spark._cluster import ClusterPlacement
 from optuna_spark._spark._cluster import check_cluster_options
 from optuna_spark._spark._cluster import check_cluster_storage
 from optuna_spark._spark._coordinator_placement import Coordinator
+from optuna_spark._spark._many import on_one_storage
+from optuna_spark._spark._many import per_study
+from optuna_spark._spark._many import split_studies
+from optuna_spark._spark._many import with_limits
 from optuna_spark._spark._on_driver import DriverPlacement
+from optuna_spark._spark._pool import PoolPlacement
 from optuna_spark._spark._resources import check_resources
 from optuna_spark._spark._resources import task_profile
 from optuna_spark._spark._settings import CallOptions
@@ -284,22 +291,110 @@ class SparkExecutor:
             check_cluster_options(self._tls[0], self._service_host)
         spark = self.spark
         config = _with_local_checkpoints(spark, config)
-        options = CallOptions(
-            settings=self._settings,
-            n_workers=self._n_workers,
-            profile=self._profile(spark),
-            service_host=self._service_host,
-            service_port=self._service_port,
-            tls=self._tls,
-            tls_server_hostname=self._tls_server_hostname,
-            log_to_driver=self._log_to_driver,
-            gc_after_trial=gc_after_trial,
-            show_progress_bar=show_progress_bar,
-        )
+        options = self._call_options(spark, gc_after_trial, show_progress_bar)
         if where == "driver":
             warn_if_no_task_retries(spark)
         place = ClusterPlacement if where == "cluster" else DriverPlacement
         run_placement(place(spark, options, study, config, func, catch))
+
+    def optimize_many(
+        self,
+        studies: Sequence[optuna.Study | tuple[optuna.Study, ObjectiveFuncType]],
+        func: ObjectiveFuncType | None = None,
+        *,
+        n_trials: Mapping[str, int | None] | int | None = None,
+        timeout: Mapping[str, float | None] | float | None = None,
+        max_concurrent_trials: int | None = None,
+        catch: tuple[type[Exception], ...] = (),
+        callbacks: Iterable[Callback] | None = None,
+        gc_after_trial: bool = False,
+        show_progress_bar: bool = False,
+    ) -> None:
+        """Optimize many studies at once on one Spark job and one pool of workers.
+
+        Each worker takes its next trial from the study with the fewest trials in flight
+        (then the fewest started), so that every study progresses at the same pace and no
+        slot idles while any study has work left. Each study keeps its own sampler, pruner,
+        ``n_trials`` and ``timeout``; the callbacks run for every study, with that study.
+        The coordinator runs in this process (``coordinator="driver"``).
+
+        Args:
+            studies: The studies, with one objective ``func`` for all (it can tell them apart
+                by ``trial.study.study_name``), or ``(study, objective)`` pairs without
+                ``func``. All on one storage (one storage object, or one database URL).
+            func: The objective of every study, or ``None`` with pairs.
+            n_trials: Trials per study; a mapping by study name sets each study's own (a
+                study it does not name has no limit).
+            timeout: Seconds per study after which it starts no new trial; a mapping by
+                study name, as ``n_trials``.
+            max_concurrent_trials: Trials of one study in flight at once (``None``: no
+                limit). ``1`` lets an adaptive sampler (TPE) learn from every result of its
+                study before its next trial, as in a sequential ``study.optimize``.
+            catch: Exception types that fail a trial without stopping its study.
+            callbacks: ``callback(study, frozen_trial)`` after each trial of any study.
+            gc_after_trial: Run ``gc.collect()`` on the worker after each trial.
+            show_progress_bar: One bar over the trials of all studies, with the studies done.
+
+        Raises:
+            Exception: An objective's uncaught exception stops its own study only; the others
+                run to their end, then the first such exception is raised, with a note
+                naming its study (the others are logged).
+
+        Example:
+
+            .. code-block:: python
+
+                import optuna
+                from optuna_spark import SparkExecutor
+
+                storage = optuna.storages.InMemoryStorage()
+                studies = [
+                    optuna.create_study(study_name=f"store-{i}", storage=storage)
+                    for i in range(3)
+                ]
+
+
+                def objective(trial):
+                    store = int(trial.study.study_name.split("-")[1])
+                    x = trial.suggest_float("x", -10, 10)
+                    return (x - store) ** 2
+
+
+                SparkExecutor(n_workers=2).optimize_many(studies, objective, n_trials=10)
+                print([s.best_params for s in studies])
+        """
+        chosen, funcs = split_studies(studies, func)
+        names = [study.study_name for study in chosen]
+        n_trials_of = per_study("n_trials", n_trials, names)
+        timeout_of = per_study("timeout", timeout, names)
+        configs = {}
+        for study in chosen:
+            name = study.study_name
+            config = self._check(study, funcs[name], None, None, catch, callbacks)
+            configs[name] = with_limits(
+                config, n_trials_of[name], timeout_of[name], max_concurrent_trials
+            )
+        chosen = [s for s in on_one_storage(chosen) if configs[s.study_name].n_trials != 0]
+        if not chosen:
+            return  # nothing to run: no session, no service, nothing written
+        spark_now = self._spark or _session.active_session()  # never starts one
+        where = placement.resolve(
+            self._coordinator, spark_now, chosen[0], self._service_host, self._probed
+        )
+        if where == "cluster":
+            raise ValueError(
+                "optimize_many serves its studies from this process, which the cluster's "
+                "executors must reach: coordinator='cluster' is not supported for many "
+                "studies. Use coordinator='driver' (or one optimize call per study)."
+            )
+        spark = self.spark
+        warn_if_no_task_retries(spark)
+        options = self._call_options(spark, gc_after_trial, show_progress_bar)
+        runs = [
+            StudyRun.from_config(s, _with_local_checkpoints(spark, configs[s.study_name]))
+            for s in chosen
+        ]
+        run_placement(PoolPlacement(spark, options, runs, funcs, catch))
 
     # -----------------------------------------------------------------------------------------
     # Checks, before anything starts.
@@ -327,6 +422,22 @@ class SparkExecutor:
             check_cluster_storage(study)
         check_storage_answers(study)
         return config
+
+    def _call_options(
+        self, spark: SparkSession, gc_after_trial: bool, show_progress_bar: bool
+    ) -> CallOptions:
+        return CallOptions(
+            settings=self._settings,
+            n_workers=self._n_workers,
+            profile=self._profile(spark),
+            service_host=self._service_host,
+            service_port=self._service_port,
+            tls=self._tls,
+            tls_server_hostname=self._tls_server_hostname,
+            log_to_driver=self._log_to_driver,
+            gc_after_trial=gc_after_trial,
+            show_progress_bar=show_progress_bar,
+        )
 
     def _profile(self, spark: SparkSession) -> Any:
         """The tasks' ``ResourceProfile`` when ``resources`` were given."""

@@ -62,7 +62,7 @@ class DriverPlacement:
         self.n_workers = n_workers_for(
             options.n_workers, _session.default_parallelism(spark), config.n_trials
         )
-        self._server = _server(spark, study, options)
+        self._server = server_for(spark, study, options)
         self._serving = False
         self._echo: OutputEcho | None = None
         self._progress: ProgressBar | None = None
@@ -78,7 +78,7 @@ class DriverPlacement:
         self._progress = ProgressBar(run, self._options.show_progress_bar, self.n_workers)
         self._server.add_run(run)
         self._serving = True
-        self._watcher = watch_decommissions(self._spark, run)
+        self._watcher = watch_decommissions(self._spark, run, bool(run.config.resume_lost_trials))
         self._job = _job(
             self._spark, run, self._server, self.n_workers, self._func, self._catch, self._options
         )
@@ -119,7 +119,7 @@ class DriverPlacement:
         self._server.close()
 
 
-def _quiet_log(spark: SparkSession) -> str | None:
+def quiet_log(spark: SparkSession) -> str | None:
     """On a local master the executors' streams are this terminal: the workers keep trials'
     output for the echo only, and send the rest (native libraries' start-up lines) here."""
     if _session.is_connect(spark) or not _session.is_local_master(_session.master(spark) or ""):
@@ -129,7 +129,7 @@ def _quiet_log(spark: SparkSession) -> str | None:
     return path
 
 
-def _server(spark: SparkSession, study: optuna.Study, options: CallOptions) -> StudyServer:
+def server_for(spark: SparkSession, study: optuna.Study, options: CallOptions) -> StudyServer:
     """The server the workers reach the run through (not started yet)."""
     tuning = options.settings.server
     return StudyServer(
@@ -166,7 +166,7 @@ def _job(
         name=f"optuna-spark: study '{run.study.study_name}' on {n_workers} workers",
         group=f"optuna-spark-{run.run_id}",
         n_workers=n_workers,
-        task=make_task(spec, func, catch, _quiet_log(spark)),
+        task=make_task(spec, func, catch, quiet_log(spark)),
         on_end=run.changes.notify,
         profile=options.profile,
     )

@@ -36,7 +36,7 @@ class RunView(Protocol):
     listeners: list[Callable[[FrozenTrial], None]]
 
 
-class _TqdmHandler(logging.Handler):
+class TqdmHandler(logging.Handler):
     """Writes log records above the bar (``tqdm.write``), so that Optuna's "Trial N
     finished" lines do not break it: what ``Study.optimize``'s own bar does."""
 
@@ -64,7 +64,7 @@ class ProgressBar:
         self._direction = directions[0] if len(directions) == 1 else None
         self._best: float | None = None
         self._bar: tqdm | None = None
-        self._handler: _TqdmHandler | None = None
+        self._handler: TqdmHandler | None = None
         self._clock_set = False
         # As Study.optimize: a bar of trials, or of seconds when only a timeout is given.
         self._timed = run.n_trials is None and run.timeout is not None
@@ -77,7 +77,7 @@ class ProgressBar:
                 bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}" if self._timed else None,
             )
             run.listeners.append(self._on_trial)
-            self._handler = _TqdmHandler(logging.INFO)
+            self._handler = TqdmHandler(logging.INFO)
             self._handler.setFormatter(optuna.logging.create_default_formatter())
             optuna.logging.disable_default_handler()
             logging.getLogger("optuna").addHandler(self._handler)

@@ -7,6 +7,7 @@ import time
 from typing import Protocol
 
 from optuna_spark._coordinator._run import StudyRun
+from optuna_spark._coordinator._state import Changes
 
 _logger = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def supervise(
     """
     ended_first = _until_done(run, job, stuck_grace, stop_running_trials)
     if wind_down is not None and not ended_first:
-        _wind_down(run, job, n_workers, wind_down)
+        let_workers_go(run, job, n_workers, wind_down)
     return ended_first
 
 
@@ -151,8 +152,19 @@ def _until_done(run: StudyRun, job: Job, stuck_grace: float, stop_running_trials
             cancelled = True
 
 
-def _wind_down(run: StudyRun, job: Job, n_workers: int, wind_down: float) -> None:
-    """Step 2 of :func:`supervise`."""
+class Dismissing(Protocol):
+    """A run or a pool: its change signal and how many workers it told to stop."""
+
+    @property
+    def changes(self) -> Changes: ...
+
+    @property
+    def n_dismissed(self) -> int: ...
+
+
+def let_workers_go(run: Dismissing, job: Job, n_workers: int, wind_down: float) -> None:
+    """Step 2 of :func:`supervise`: wait for every worker to be told to stop (then Spark ends
+    the tasks in the background), or cancel the job after ``wind_down`` seconds."""
     changes = run.changes
     deadline = time.monotonic() + wind_down
     while not (job.finished or run.n_dismissed >= n_workers) and time.monotonic() < deadline:

@@ -36,7 +36,7 @@ class Heartbeat:
     ) -> None:
         self._conn = conn
         self._on_save = on_save
-        self._run_id = run_id
+        self._own_run_id = self._run_id = run_id
         self._interval = interval
         self._exit_if_stuck_after = exit_if_stuck_after
         self._trial_id: int | None = None
@@ -48,13 +48,15 @@ class Heartbeat:
         )
         self._thread.start()
 
-    def watch(self, trial_id: int) -> _Watching:
-        """``with heartbeat.watch(trial_id):`` beats for that trial while the block runs."""
-        return _Watching(self, trial_id)
+    def watch(self, trial_id: int, run_id: str | None = None) -> _Watching:
+        """``with heartbeat.watch(trial_id):`` beats for that trial while the block runs
+        (``run_id``: the trial's run, when it is not the worker's own, as in a pool)."""
+        return _Watching(self, trial_id, run_id or self._own_run_id)
 
-    def _set(self, trial_id: int | None) -> None:
+    def _set(self, trial_id: int | None, run_id: str | None = None) -> None:
         with self._lock:
             self._trial_id = trial_id
+            self._run_id = run_id or self._own_run_id
             self._cancelled_at = None
 
     def stop(self) -> None:
@@ -64,16 +66,14 @@ class Heartbeat:
     def _loop(self) -> None:
         while not self._stopped.wait(self._interval):
             with self._lock:
-                trial_id, cancelled_at = self._trial_id, self._cancelled_at
+                trial_id, cancelled_at, run_id = self._trial_id, self._cancelled_at, self._run_id
             if trial_id is None:
                 continue
             if cancelled_at is not None:
                 self._exit_if_stuck(trial_id, cancelled_at)
                 continue
             try:
-                reply = self._conn.call(
-                    m.Heartbeat(self._run_id, [trial_id]), raise_deferred=False
-                )
+                reply = self._conn.call(m.Heartbeat(run_id, [trial_id]), raise_deferred=False)
             except (ConnectionError, OSError):
                 return  # the loop itself will see the connection is gone
             except Exception:
@@ -101,12 +101,13 @@ class Heartbeat:
 
 
 class _Watching:
-    def __init__(self, beat: Heartbeat, trial_id: int) -> None:
+    def __init__(self, beat: Heartbeat, trial_id: int, run_id: str) -> None:
         self._beat = beat
         self._trial_id = trial_id
+        self._run_id = run_id
 
     def __enter__(self) -> None:
-        self._beat._set(self._trial_id)
+        self._beat._set(self._trial_id, self._run_id)
 
     def __exit__(
         self,

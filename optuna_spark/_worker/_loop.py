@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -49,7 +50,7 @@ class _Outcome:
 
 def run_worker(
     spec: WorkerSpec,
-    func: Objective,
+    func: Objective | Mapping[str, Objective],
     *,
     catch: tuple[type[Exception], ...] = (),
     info: dict[str, Any] | None = None,
@@ -61,7 +62,8 @@ def run_worker(
 
     Args:
         spec: The run to join (``StudyRun``'s server endpoint and id).
-        func: The objective, called with a :class:`RemoteTrial`.
+        func: The objective, called with a :class:`RemoteTrial`; or, for a pool of studies
+            (``spec.pool``), a mapping from each study's name to its objective.
         catch: Exception types that fail a trial without stopping the study.
         info: Where this worker runs (recorded on each trial); host and pid are added. Keys
             of :class:`~optuna_spark.wire.messages.WorkerInfo` (``partition``,
@@ -84,28 +86,28 @@ def run_worker(
         conn, spec.run_id, spec.heartbeat_interval, spec.exit_if_stuck_after, request_save
     )
     output = TrialOutput(conn, spec.run_id)
-    local = None
-    if spec.sampler is not None:
-        local = LocalSampling(conn, spec.run_id, storage, spec.sampler, spec.pruner)
+    samplings = _Samplings(conn, storage, spec)
     n = 0
     try:
         while True:
-            reply: m.AskReply | None = conn.call(m.Ask(spec.run_id, worker))
+            reply = _ask(conn, spec, worker)
             if reply is None:
                 return n
+            run_id = reply.run_id if isinstance(reply, m.PoolAskReply) else spec.run_id
             trial = RemoteTrial(
                 conn,
-                spec.run_id,
+                run_id,
                 reply.trial_id,
                 reply.number,
                 reply.study_name,
                 storage,
-                local,
+                samplings.of(run_id),
                 spec.checkpoint_store,
             )
             current[:] = [trial]
-            with beat.watch(reply.trial_id), output.capture(reply.trial_id):
-                outcome = _run_objective(func, trial, catch, spec.run_id, reply.trial_id)
+            objective = func[reply.study_name] if isinstance(func, Mapping) else func
+            with beat.watch(reply.trial_id, run_id), output.capture(reply.trial_id, run_id):
+                outcome = _run_objective(objective, trial, catch, run_id, reply.trial_id)
                 if spec.gc_after_trial:
                     gc.collect()
             current.clear()
@@ -113,13 +115,41 @@ def run_worker(
             n += 1
             if outcome.reraise is not None:
                 raise outcome.reraise
-            if outcome.stops_the_study and not ended_by_driver:
-                return n
+            if outcome.stops_the_study and not ended_by_driver and not spec.pool:
+                return n  # (a pool's other studies go on: the pool says when to stop)
     finally:
         beat.stop()
         output.stop()
         conn.close()
         storage.close()
+
+
+def _ask(
+    conn: Connection, spec: WorkerSpec, worker: m.WorkerInfo
+) -> m.AskReply | m.PoolAskReply | None:
+    """The next trial: of the worker's run, or of any study of its pool."""
+    if spec.pool:
+        pooled: m.PoolAskReply | None = conn.call(m.AskPool(spec.run_id, worker))
+        return pooled
+    own: m.AskReply | None = conn.call(m.Ask(spec.run_id, worker))
+    return own
+
+
+class _Samplings:
+    """This worker's samplers (``sampling="workers"``), one per run, made on first use."""
+
+    def __init__(self, conn: Connection, storage: RemoteStorage, spec: WorkerSpec) -> None:
+        self._conn, self._storage = conn, storage
+        self._samplers: dict[str, tuple[Any, Any]] = dict(spec.samplers)
+        if spec.sampler is not None:
+            self._samplers[spec.run_id] = (spec.sampler, spec.pruner)
+        self._made: dict[str, LocalSampling] = {}
+
+    def of(self, run_id: str) -> LocalSampling | None:
+        if run_id not in self._made and run_id in self._samplers:
+            sampler, pruner = self._samplers[run_id]
+            self._made[run_id] = LocalSampling(self._conn, run_id, self._storage, sampler, pruner)
+        return self._made.get(run_id)
 
 
 def _tell(

@@ -181,7 +181,7 @@ class TrialOutput:
 
     def __init__(self, conn: Connection, run_id: str) -> None:
         self._conn = conn
-        self._run_id = run_id
+        self._own_run_id = self._run_id = run_id
         self._lock = threading.Lock()  # the buffer
         self._ship_lock = threading.Lock()  # one shipment at a time, in order
         self._wake = threading.Event()
@@ -209,10 +209,12 @@ class TrialOutput:
                 self._buffer.append(text)
 
     @contextlib.contextmanager
-    def capture(self, trial_id: int) -> Iterator[None]:
-        """Capture the block's output as trial ``trial_id``'s; shipped in full when it ends."""
+    def capture(self, trial_id: int, run_id: str | None = None) -> Iterator[None]:
+        """Capture the block's output as trial ``trial_id``'s (of ``run_id``, when it is not
+        the worker's own run, as in a pool); shipped in full when it ends."""
         with self._lock:
             self._trial_id, self._buffer, self._shipped, self._dropped = trial_id, [], 0, 0
+            self._run_id = run_id or self._own_run_id
         _streams.enter(self)
         try:
             yield
@@ -250,5 +252,6 @@ class TrialOutput:
         with self._ship_lock:
             with self._lock:
                 trial_id, chunks, self._buffer = self._trial_id, self._buffer, []
+                run_id = self._run_id
             if trial_id is not None and chunks:
-                self._conn.send(m.TrialOutput(self._run_id, trial_id, "".join(chunks)))
+                self._conn.send(m.TrialOutput(run_id, trial_id, "".join(chunks)))

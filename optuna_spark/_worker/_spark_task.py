@@ -11,6 +11,7 @@ import pickle
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import Any
 
 from optuna_spark import _proc
@@ -78,7 +79,7 @@ def _executor_id() -> str | None:
 
 def make_task(
     spec: WorkerSpec,
-    func: Objective,
+    func: Objective | Mapping[str, Objective],
     catch: tuple[type[Exception], ...],
     quiet_log: str | None = None,
 ) -> Any:
@@ -90,7 +91,7 @@ def make_task(
 
     Args:
         spec: The run to serve.
-        func: The objective.
+        func: The objective (or, for a pool, each study's by its name).
         catch: Exception types that fail a trial without stopping the study.
         quiet_log: Set when the executors' streams are the driver's terminal (local mode):
             what trials print then reaches the driver's echo only, and what is printed

@@ -21,7 +21,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 #: Bumped whenever a message changes shape; both ends must speak the same version.
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 
 #: What a categorical parameter may be on the wire (Optuna's ``CategoricalChoiceType``).
 Choice = None | bool | int | float | str
@@ -114,6 +114,16 @@ class WorkerInfo(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown
 class AskReply(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """A trial handed to a worker."""
 
+    trial_id: int
+    number: int
+    study_name: str
+
+
+class PoolAskReply(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """A trial of one of a pool's runs, handed to a worker: later requests about it name
+    ``run_id``."""
+
+    run_id: str
     trial_id: int
     number: int
     study_name: str
@@ -298,6 +308,13 @@ class Ask(RunRequest, frozen=True, tag="run.ask"):
 
     worker: WorkerInfo
     reply = AskReply | None
+
+
+class AskPool(RunRequest, frozen=True, tag="run.ask_pool"):
+    """The next trial of any study of the pool ``run_id``; ``None`` tells the worker to stop."""
+
+    worker: WorkerInfo
+    reply = PoolAskReply | None
 
 
 class SuggestFloat(TrialRequest, frozen=True, tag="run.suggest_float"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 from typing import Literal
 
@@ -80,6 +81,9 @@ class RunConfig:
         log_artifact_store: An Optuna artifact store: each trial's whole output (what its
             objective printed and logged, up to 1 MiB) becomes its artifact
             ``trial-<number>.log``. The last 64 KiB are kept on the trial either way.
+        max_concurrent_trials: How many of this run's trials may be in flight at once
+            (``None``: as many as there are workers). Lower it so that an adaptive sampler
+            learns from its own results between trials, as in a pool of many studies.
     """
 
     n_trials: int | None = None
@@ -95,9 +99,11 @@ class RunConfig:
     storage_grace: float = 60.0
     sampling: Sampling = "driver"
     log_artifact_store: Any = None
+    max_concurrent_trials: int | None = None
 
     def __post_init__(self) -> None:
         check_n_trials(self.n_trials)
+        check_max_concurrent_trials(self.max_concurrent_trials)
         check_positive("storage_grace", self.storage_grace, allow_zero=True)
         check_resume_lost_trials(self.resume_lost_trials)
         check_positive("timeout", self.timeout)
@@ -126,6 +132,19 @@ def check_resume_lost_trials(resume_lost_trials: object) -> None:
         raise ValueError(
             "resume_lost_trials must be a non-negative int (how many times a trial whose "
             f"worker was lost resumes), but got {resume_lost_trials=}."
+        )
+
+
+def check_max_concurrent_trials(max_concurrent_trials: object) -> None:
+    """``max_concurrent_trials``: a positive int or ``None``."""
+    if max_concurrent_trials is not None and (
+        isinstance(max_concurrent_trials, bool)
+        or not isinstance(max_concurrent_trials, int)
+        or max_concurrent_trials < 1
+    ):
+        raise ValueError(
+            "max_concurrent_trials must be a positive int (trials of one study in flight at "
+            f"once) or None, but got {max_concurrent_trials=}."
         )
 
 
@@ -160,6 +179,10 @@ class WorkerSpec:
             ``checkpoint_store``).
         keep_checkpoints: Keep a finished trial's last checkpoint (else the worker removes
             it once the run has recorded the trial's end).
+        pool: ``run_id`` names a pool of runs (``RunPool``): the worker asks the pool, which
+            hands out trials of any of its studies.
+        samplers: With ``pool``, the sampler and pruner of each run that samples on its
+            workers, by run id.
     """
 
     endpoint: Endpoint
@@ -171,6 +194,10 @@ class WorkerSpec:
     gc_after_trial: bool = False
     checkpoint_store: Any = None
     keep_checkpoints: bool = False
+    pool: bool = False
+    samplers: Mapping[str, tuple[optuna.samplers.BaseSampler, optuna.pruners.BasePruner]] = (
+        dataclasses.field(default_factory=dict)
+    )
 
     def __post_init__(self) -> None:
         check_positive("heartbeat_interval", self.heartbeat_interval)

@@ -121,3 +121,18 @@ def exit_once(study: optuna.Study, trial: optuna.trial.FrozenTrial, marker: str)
     if not os.path.exists(marker):
         open(marker, "w").close()
         os._exit(1)
+
+
+def per_segment(trial: optuna.trial.BaseTrial) -> float:
+    """One model per segment: the study's name says which segment (``segment-<k>``)."""
+    segment = int(trial.study.study_name.rsplit("-", 1)[1])
+    x = trial.suggest_float("x", -10, 10)
+    time.sleep(0.02)  # long enough that the four workers overlap
+    return (x - segment) ** 2
+
+
+def fails_in_bad_segment(trial: optuna.trial.BaseTrial) -> float:
+    x = trial.suggest_float("x", 0, 1)
+    if trial.study.study_name == "bad" and trial.number == 1:
+        raise ValueError("no data for this segment")
+    return x

@@ -1,0 +1,205 @@
+"""``SparkExecutor.optimize_many``: many studies on one Spark job, one service and one pool of
+workers (the counterpart of ``_on_driver`` for a :class:`RunPool`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
+from optuna_spark._coordinator import RunPool
+from optuna_spark._coordinator import StopReason
+from optuna_spark._coordinator import StudyRun
+from optuna_spark._spark import _session
+from optuna_spark._spark._decommission import watch_decommissions
+from optuna_spark._spark._echo import OutputEcho
+from optuna_spark._spark._job import SparkJob
+from optuna_spark._spark._on_driver import quiet_log
+from optuna_spark._spark._on_driver import server_for
+from optuna_spark._spark._pool_progress import PoolProgress
+from optuna_spark._spark._settings import CallOptions
+from optuna_spark._spark._settings import n_workers_for
+from optuna_spark._spark._supervise import Job
+from optuna_spark._spark._supervise import interrupt
+from optuna_spark._spark._supervise import let_workers_go
+from optuna_spark._worker._spark_task import make_task
+from optuna_spark.exceptions import OptunaSparkError
+from optuna_spark.wire.spec import WorkerSpec
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_logger = logging.getLogger(__name__)
+
+_SLICE = 1.0
+
+
+class PoolPlacement:
+    """``optimize_many`` with the pool's runs in this process (a ``Placement``)."""
+
+    side = "driver"
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        options: CallOptions,
+        runs: list[StudyRun],
+        funcs: Mapping[str, Any],
+        catch: tuple[type[Exception], ...],
+    ) -> None:
+        self._spark = spark
+        self._options = options
+        self._funcs = dict(funcs)
+        self._catch = catch
+        self.pool = RunPool(runs)
+        limits = [run.n_trials for run in runs]
+        total = None if None in limits else sum(n for n in limits if n is not None)
+        self.n_workers = n_workers_for(
+            options.n_workers, _session.default_parallelism(spark), total
+        )
+        self._server = server_for(spark, runs[0].study, options)
+        self._serving = False
+        self._echo: OutputEcho | None = None
+        self._progress: PoolProgress | None = None
+        self._watcher: Any = None
+        self._job: SparkJob | None = None
+
+    def start(self) -> None:
+        pool = self.pool
+        self._server.start()  # a refused address fails here, before anything is written
+        if self._options.log_to_driver:
+            self._echo = OutputEcho()
+            for run in pool.runs:
+                run.output_listeners.append(self._echo.of_study(run.study.study_name))
+        self._progress = PoolProgress(pool, self._options.show_progress_bar, self.n_workers)
+        self._server.add_pool(pool)
+        self._serving = True
+        resumes = bool(pool.runs[0].config.resume_lost_trials)
+        self._watcher = watch_decommissions(self._spark, pool, resumes)
+        self._job = self._make_job()
+        self._job.start()
+
+    def _make_job(self) -> SparkJob:
+        settings, options, pool = self._options.settings, self._options, self.pool
+        first = pool.runs[0]
+        spec = WorkerSpec(
+            dataclasses.replace(
+                self._server.endpoint, tls_server_hostname=options.tls_server_hostname
+            ),
+            pool.pool_id,
+            heartbeat_interval=settings.heartbeat_interval,
+            exit_if_stuck_after=settings.exit_if_stuck_after,
+            gc_after_trial=options.gc_after_trial,
+            checkpoint_store=first.config.checkpoint_store,
+            keep_checkpoints=first.config.keep_checkpoints,
+            pool=True,
+            samplers={
+                run.run_id: (run.study.sampler, run.study.pruner)
+                for run in pool.runs
+                if run.sampling == "workers"
+            },
+        )
+        return SparkJob(
+            self._spark,
+            name=f"optuna-spark: {len(pool.runs)} studies on {self.n_workers} workers",
+            group=f"optuna-spark-{pool.pool_id}",
+            n_workers=self.n_workers,
+            task=make_task(spec, self._funcs, self._catch, quiet_log(self._spark)),
+            on_end=pool.changes.notify,
+            profile=options.profile,
+        )
+
+    def follow(self) -> None:
+        pool, job, settings = self.pool, self._job, self._options.settings
+        assert job is not None  # started
+        ended_early = supervise_pool(
+            pool,
+            job,
+            n_workers=self.n_workers,
+            stuck_grace=settings.stuck_grace,
+            stop_running_trials=settings.stop_running_trials,
+            wind_down=settings.wind_down,
+        )
+        raise_first_error(pool)
+        if ended_early and job.error is not None:
+            n = sum(run.n_finished for run in pool.runs)
+            raise OptunaSparkError(
+                f"The Spark job of {len(pool.runs)} studies failed before they were over "
+                f"({n} trials finished): {job.failure_message()}"
+            ) from job.error
+
+    def interrupt(self, reason: str) -> None:
+        self.pool.stop(StopReason.INTERRUPTED)
+        interrupt(self.pool, self._job, reason)
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+        if self._echo is not None:
+            self._echo.close()
+        if self._progress is not None:
+            self._progress.close()
+        if self._serving:
+            self._server.remove_pool(self.pool)
+        self._server.close()
+
+
+def raise_first_error(pool: RunPool) -> None:
+    """Raise the first study's uncaught error (the others are logged), naming its study."""
+    errors = pool.errors
+    for run, error in errors[1:]:
+        _logger.error("Study '%s' stopped with an uncaught error: %r", run.study.study_name, error)
+    if not errors:
+        return
+    run, error = errors[0]
+    note = f"Raised by an objective of study '{run.study.study_name}' in optimize_many."
+    if sys.version_info >= (3, 11):
+        error.add_note(note)
+    else:  # pragma: no cover - Python 3.10 has no exception notes
+        _logger.error(note)
+    raise error
+
+
+def supervise_pool(
+    pool: RunPool,
+    job: Job,
+    *,
+    n_workers: int,
+    stuck_grace: float,
+    stop_running_trials: bool,
+    wind_down: float | None,
+) -> bool:
+    """Wait until every study of ``pool`` is over; returns whether the job ended first.
+
+    As ``supervise`` for one run, except that an uncaught error stops its own study only:
+    ``stuck_grace`` seconds after it, that study's trials still running (objectives that
+    never ask ``should_prune``) are failed, and the job goes on with the other studies.
+    """
+    deadlines: dict[str, float] = {}  # run id -> when its stuck trials are failed
+
+    def new_error() -> bool:
+        return stop_running_trials and len(pool.errors) > len(deadlines)
+
+    while True:
+        now = time.monotonic()
+        timeout = min([_SLICE, *(max(0.0, d - now) for d in deadlines.values())])
+        pool.changes.wait_for(lambda: pool.done or job.finished or new_error(), timeout)
+        if pool.done:
+            break
+        if job.finished:
+            pool.close(job.failure_message() or "all Spark tasks ended")
+            while not pool.wait(_SLICE):  # the trials it failed are being recorded
+                pass
+            return True
+        now = time.monotonic()
+        for run, _ in pool.errors if stop_running_trials else ():
+            deadline = deadlines.setdefault(run.run_id, now + stuck_grace)
+            if now >= deadline and run.n_running:
+                run.fail_running("stopped: another trial of its study raised an uncaught error")
+    if wind_down is not None:
+        let_workers_go(pool, job, n_workers, wind_down)
+    return False

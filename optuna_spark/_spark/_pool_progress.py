@@ -1,0 +1,67 @@
+"""The progress bar of ``optimize_many``: trials of every study, and studies done."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+import optuna
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from optuna_spark._coordinator import RunPool
+from optuna_spark._spark._progress import TqdmHandler
+
+
+class PoolProgress:
+    """Counts finished, pruned and failed trials over all studies, and the studies done.
+
+    Its total is the sum of the studies' ``n_trials`` when each has one (else it counts
+    without a total); Optuna's log lines are written above it while it is shown.
+    """
+
+    def __init__(self, pool: RunPool, enabled: bool, n_workers: int) -> None:
+        self._pool = pool
+        self._lock = threading.Lock()
+        self._counts: Counter[TrialState] = Counter()
+        self._bar: tqdm | None = None
+        self._handler: TqdmHandler | None = None
+        if not enabled:
+            return
+        limits = [run.n_trials for run in pool.runs]
+        self._bar = tqdm(
+            total=None if None in limits else sum(n for n in limits if n is not None),
+            desc=f"{len(pool.runs)} studies [{n_workers} workers]",
+            unit="trial",
+            dynamic_ncols=True,
+        )
+        for run in pool.runs:
+            run.listeners.append(self._on_trial)
+        self._handler = TqdmHandler(logging.INFO)
+        self._handler.setFormatter(optuna.logging.create_default_formatter())
+        optuna.logging.disable_default_handler()
+        logging.getLogger("optuna").addHandler(self._handler)
+
+    def _on_trial(self, trial: FrozenTrial) -> None:
+        with self._lock:
+            self._counts[trial.state] += 1
+            if self._bar is None:
+                return
+            c = self._counts
+            done = sum(run.done for run in self._pool.runs)
+            self._bar.set_postfix_str(
+                f"studies done={done}/{len(self._pool.runs)} complete={c[TrialState.COMPLETE]} "
+                f"pruned={c[TrialState.PRUNED]} failed={c[TrialState.FAIL]}",
+                refresh=False,
+            )
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self._handler is not None:
+            logging.getLogger("optuna").removeHandler(self._handler)
+            optuna.logging.enable_default_handler()
+            self._handler = None

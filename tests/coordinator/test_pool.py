@@ -1,0 +1,142 @@
+"""A pool of runs: many studies served to one set of workers, each with its own limits."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_spark._coordinator import RunPool
+from optuna_spark.remote import RemoteTrial
+from optuna_spark.remote import StudyRun
+from optuna_spark.remote import StudyServer
+from optuna_spark.remote import WorkerSpec
+from tests._helpers import Workers
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _studies(server: StudyServer, n: int, **kwargs: Any) -> list[optuna.Study]:
+    return [
+        optuna.create_study(
+            study_name=f"segment-{i}",
+            storage=server.storage,
+            sampler=optuna.samplers.RandomSampler(seed=i),
+            **kwargs,
+        )
+        for i in range(n)
+    ]
+
+
+class _InFlight:
+    """Counts each study's trials running at once, and the most ever seen."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._now: Counter[str] = Counter()
+        self.most: Counter[str] = Counter()
+        self.order: list[str] = []
+
+    def objective(self, work: Callable[[], None] = lambda: None) -> Callable[[RemoteTrial], Any]:
+        def objective(trial: RemoteTrial) -> float:
+            name = trial.study.study_name
+            with self._lock:
+                self._now[name] += 1
+                self.most[name] = max(self.most[name], self._now[name])
+                self.order.append(name)
+            x = trial.suggest_float("x", 0, 1)
+            work()
+            with self._lock:
+                self._now[name] -= 1
+            return x
+
+        return objective
+
+
+def _serve(server: StudyServer, runs: list[StudyRun]) -> RunPool:
+    pool = RunPool(runs)
+    server.add_pool(pool)
+    return pool
+
+
+def test_each_study_runs_its_own_n_trials_one_at_a_time_on_shared_workers(
+    server: StudyServer, workers: Workers
+) -> None:
+    studies = _studies(server, 40)
+    runs = [StudyRun(s, n_trials=5, max_concurrent_trials=1) for s in studies]
+    pool = _serve(server, runs)
+    counting = _InFlight()
+    workers.start(WorkerSpec(server.endpoint, pool.pool_id, pool=True), counting.objective(), 4)
+    assert pool.wait(50)
+    workers.join()
+
+    for study in studies:
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5, study.study_name
+    assert set(counting.most.values()) == {1}  # never two trials of one study at once
+    assert pool.n_dismissed == 4  # every worker told to stop, once nothing was left
+    # Fair share: at every point, no study is more than a round (plus the few trials the
+    # workers were starting at that moment) ahead of another.
+    started: Counter[str] = Counter({s.study_name: 0 for s in studies})
+    spread = 0
+    for name in counting.order:
+        started[name] += 1
+        spread = max(spread, max(started.values()) - min(started.values()))
+    assert spread <= 2
+
+
+def test_per_study_limits_and_one_studys_error_stops_only_that_study(
+    server: StudyServer, workers: Workers
+) -> None:
+    studies = _studies(server, 3)
+    runs = [
+        StudyRun(studies[0], n_trials=2),
+        StudyRun(studies[1], n_trials=6),
+        StudyRun(studies[2], n_trials=4),
+    ]
+    pool = _serve(server, runs)
+
+    def objective(trial: RemoteTrial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        if trial.study.study_name == "segment-2" and trial.number == 1:
+            raise ValueError("bad segment")
+        return x
+
+    workers.start(WorkerSpec(server.endpoint, pool.pool_id, pool=True), objective, 2)
+    assert pool.wait(50)
+    workers.join()
+
+    assert len(studies[0].trials) == 2 and len(studies[1].trials) == 6
+    assert all(t.state == TrialState.COMPLETE for t in studies[0].trials + studies[1].trials)
+    failed = [t for t in studies[2].trials if t.state == TrialState.FAIL]
+    assert [t.number for t in failed] == [1]
+    # Nothing new started in that study after its error, and nothing was left running.
+    assert len(studies[2].trials) <= 3
+    assert all(t.state != TrialState.RUNNING for t in studies[2].trials)
+    # The workers went on serving the other studies: none stopped with the error.
+    assert all(isinstance(r, int) for r in workers.results.values())
+    [(run, error)] = pool.errors
+    assert run is runs[2] and isinstance(error, ValueError) and "bad segment" in str(error)
+
+
+def test_a_connection_holding_a_trial_of_any_study_is_refused_another(
+    server: StudyServer,
+) -> None:
+    studies = _studies(server, 2)
+    pool = _serve(server, [StudyRun(s, n_trials=3) for s in studies])
+    worker = optuna_spark_worker_info()
+    first = pool.ask(7, worker)
+    assert first is not None
+    with pytest.raises(RuntimeError, match="still runs the trial"):
+        pool.ask(7, worker)
+    pool.stop()
+
+
+def optuna_spark_worker_info() -> Any:
+    from optuna_spark._worker._loop import worker_info
+
+    return worker_info({"partition": 0})
