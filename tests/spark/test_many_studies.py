@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -33,7 +35,7 @@ def test_forty_studies_share_four_workers_with_one_trial_each_in_flight(spark: o
         trials = study.trials
         assert [t.state for t in trials] == [TrialState.COMPLETE] * 5, study.study_name
         # Never two trials of one study at once: each starts after the previous one ended.
-        for before, after in zip(trials, trials[1:], strict=False):
+        for before, after in itertools.pairwise(trials):
             assert before.datetime_complete is not None and after.datetime_start is not None
             assert after.datetime_start >= before.datetime_complete, study.study_name
         partitions |= {t.system_attrs["optuna_spark:worker"]["partition"] for t in trials}
