@@ -216,3 +216,14 @@ def test_ablation_beyond_loco(tmp_path: Path) -> None:
     assert {"base", "feature:bmi", "pair:s1+s2", "pair:bmi+s5"} <= arms
     # Adaptive repeats: fewer trials than 6 fixed repeats of 13 arms.
     assert len(features.trials) < 13 * 6
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(600)
+def test_many_studies(tmp_path: Path) -> None:
+    stdout, stderr = _run("many_studies.py", tmp_path, "--n-segments", "4", "--n-trials", "5")
+    assert "4 studies in sqlite:///outputs/many_studies.db: new." in stdout
+    assert stdout.count(": 5 trials, best MSE") == 4  # every segment got its own 5
+    assert _bar_ends_full(stderr, "4 studies") == 20  # one bar over all of them
+    storage = f"sqlite:///{tmp_path}/outputs/many_studies.db"
+    assert sorted(optuna.get_all_study_names(storage)) == [f"segment-{k}" for k in range(4)]
