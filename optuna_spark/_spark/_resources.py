@@ -36,6 +36,12 @@ def check_resources(resources: Mapping[str, Any] | None) -> dict[str, float] | N
             raise ValueError(f"resources[{name!r}] must be a positive number, not {amount!r}.")
         if name == "cpus" and int(amount) != amount:
             raise ValueError(f"resources['cpus'] must be a whole number, not {amount!r}.")
+        if amount > 0.5 and int(amount) != amount:
+            # Spark shares one address among 1/amount tasks: a fraction is at most a half.
+            raise ValueError(
+                f"resources[{name!r}] must be a whole number or a fraction of at most 0.5 "
+                f"(0.5: two trials per GPU, 0.25: four), not {amount!r}."
+            )
         out[name] = float(amount)
     return out
 

@@ -140,3 +140,45 @@ def optuna_spark_worker_info() -> Any:
     from optuna_spark._worker._loop import worker_info
 
     return worker_info({"partition": 0})
+
+
+class _Recorded(optuna.samplers.RandomSampler):
+    """Records the thread that samples (the copies on workers share the class's list)."""
+
+    threads: list[str] = []
+
+    def sample_independent(self, *args: Any) -> Any:
+        _Recorded.threads.append(threading.current_thread().name)
+        return super().sample_independent(*args)
+
+
+def test_workers_of_a_pool_sample_with_each_studys_own_sampler(
+    server: StudyServer, workers: Workers
+) -> None:
+    # Two studies, each sampling on the workers with its own sampler: a fixed-point one for
+    # the first (every trial the same x), random for the second.
+    fixed = optuna.samplers.PartialFixedSampler({"x": 0.25}, optuna.samplers.RandomSampler())
+    _Recorded.threads.clear()
+    studies = [
+        optuna.create_study(study_name="fixed", storage=server.storage, sampler=fixed),
+        optuna.create_study(
+            study_name="random",
+            storage=server.storage,
+            sampler=_Recorded(seed=1),
+        ),
+    ]
+    runs = [StudyRun(s, n_trials=4, sampling="workers") for s in studies]
+    pool = _serve(server, runs)
+    spec = WorkerSpec(
+        server.endpoint,
+        pool.pool_id,
+        pool=True,
+        samplers={r.run_id: (r.study.sampler, r.study.pruner) for r in runs},
+    )
+    workers.start(spec, lambda trial: trial.suggest_float("x", 0, 1), 2)
+    assert pool.wait(50)
+    workers.join()
+    assert [t.params["x"] for t in studies[0].trials] == [0.25] * 4
+    assert len({t.params["x"] for t in studies[1].trials}) == 4
+    # The second study's parameters were sampled by the workers, not by the driver.
+    assert len(_Recorded.threads) == 4 and set(_Recorded.threads) <= workers.names

@@ -27,6 +27,8 @@ from tests.spark import _objectives
         ({"cpus": float("nan")}, "positive number"),
         ({"cpus": True}, "positive number"),
         ({"cpus": 1.5}, "whole number"),
+        ({"gpus": 0.75}, "fraction of at most 0.5"),
+        ({"gpus": 1.5}, "fraction of at most 0.5"),
         ({1: 2}, "strings"),
     ],
 )
