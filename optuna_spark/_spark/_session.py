@@ -152,7 +152,9 @@ def is_connect(session: SparkSession) -> bool:
 def master(session: SparkSession) -> str | None:
     """``spark.master``, on classic and Connect sessions (``None`` when it cannot be read)."""
     if not is_connect(session):
-        return str(session.sparkContext.getConf().get("spark.master", ""))
+        # The context's own attribute: ``getConf()`` copies the whole configuration from the
+        # JVM, about 180 round trips.
+        return str(session.sparkContext.master or "")
     try:
         value = session.conf.get("spark.master", None)
     except Exception:  # a Connect server that does not expose it
@@ -191,10 +193,9 @@ def driver_host(session: SparkSession) -> str:
     """
     if is_connect(session):
         return _connect_client_host(session)
-    conf = session.sparkContext.getConf()
-    if is_local_master(str(conf.get("spark.master", "local"))):
+    if is_local_master(master(session) or "local"):
         return "127.0.0.1"
-    host = conf.get("spark.driver.host")
+    host = session.sparkContext.getConf().get("spark.driver.host")
     if host is None:
         raise SparkSetupError(
             "spark.driver.host is not set, so the address executors reach the driver at is "

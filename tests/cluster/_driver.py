@@ -59,12 +59,91 @@ def run_with_resources(spark: SparkSession, storage: str) -> None:
     )
 
 
-def main(master: str, storage: str, gpus: bool, resources: bool = False) -> None:
+def run_with_fractional_gpus(spark: SparkSession, storage: str) -> None:
+    """Two executors with one GPU each; every trial asks for half a GPU: four at once."""
+    study = optuna.create_study(study_name="fractional", storage=storage)
+    executor = SparkExecutor(spark, n_workers=4, resources={"gpus": 0.5})
+    executor.optimize(study, timed_objective, n_trials=16)
+    trials = optuna.load_study(study_name="fractional", storage=storage).trials
+    where = [t.system_attrs["optuna_spark:worker"] for t in trials]
+    print(
+        json.dumps(
+            {
+                "n": len(trials),
+                "states": sorted({t.state.name for t in trials}),
+                "most_at_once": most_at_once(trials),
+                "gpus": sorted({str(w.get("gpus")) for w in where}),
+                "executors": sorted({str(w.get("executor_id")) for w in where}),
+            }
+        )
+    )
+
+
+def slow_objective(trial: optuna.trial.BaseTrial) -> float:
+    import time
+
+    trial.set_user_attr("start", time.time())
+    time.sleep(0.5)
+    trial.set_user_attr("end", time.time())
+    return trial.suggest_float("x", 0, 1)
+
+
+def n_executors(spark: SparkSession) -> int:
+    """Executors the application holds now (the driver not counted)."""
+    return int(spark.sparkContext._jsc.sc().getExecutorIds().size())
+
+
+def run_with_dynamic_allocation(spark: SparkSession, storage: str) -> None:
+    """1 to 4 executors of one core: the workers' tasks wait for the executors Spark adds,
+    and once the study is over the tasks end, so that Spark releases the executors."""
+    import time
+
+    study = optuna.create_study(study_name="dynamic", storage=storage)
+    SparkExecutor(spark, n_workers=4).optimize(study, slow_objective, n_trials=60)
+    trials = optuna.load_study(study_name="dynamic", storage=storage).trials
+    at_end = n_executors(spark)
+    deadline = time.monotonic() + 120  # the idle timeout is 3 s; executors end in a few
+    while n_executors(spark) > 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    print(
+        json.dumps(
+            {
+                "n": len(trials),
+                "states": sorted({t.state.name for t in trials}),
+                "most_at_once": most_at_once(trials),
+                "executors": len(
+                    {t.system_attrs["optuna_spark:worker"]["executor_id"] for t in trials}
+                ),
+                "executors_at_end": at_end,
+                "executors_after": n_executors(spark),
+            }
+        )
+    )
+
+
+DYNAMIC = {
+    "spark.dynamicAllocation.enabled": "true",
+    "spark.dynamicAllocation.shuffleTracking.enabled": "true",
+    "spark.dynamicAllocation.minExecutors": "1",
+    "spark.dynamicAllocation.initialExecutors": "1",
+    "spark.dynamicAllocation.maxExecutors": "4",
+    "spark.dynamicAllocation.executorIdleTimeout": "3s",
+    "spark.dynamicAllocation.schedulerBacklogTimeout": "1s",
+    "spark.executor.cores": "1",
+}
+
+
+def main(master: str, storage: str, mode: str = "") -> None:
     builder = SparkSession.builder
-    if gpus:
+    if mode == "--gpus":
         builder = builder.config("spark.executor.resource.gpu.amount", "1").config(
             "spark.task.resource.gpu.amount", "1"
         )
+    if mode == "--fractional-gpus":
+        builder = builder.config("spark.executor.resource.gpu.amount", "1")
+    if mode == "--dynamic":
+        for key, value in DYNAMIC.items():
+            builder = builder.config(key, value)
     spark = (
         builder.master(master)
         .appName("optuna-spark-cluster-test")
@@ -76,8 +155,13 @@ def main(master: str, storage: str, gpus: bool, resources: bool = False) -> None
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    if resources:
-        run_with_resources(spark, storage)
+    special = {
+        "--resources": run_with_resources,
+        "--fractional-gpus": run_with_fractional_gpus,
+        "--dynamic": run_with_dynamic_allocation,
+    }
+    if mode in special:
+        special[mode](spark, storage)
         spark.stop()
         return
     study = optuna.create_study(study_name="cluster", storage=storage)
@@ -105,9 +189,4 @@ def main(master: str, storage: str, gpus: bool, resources: bool = False) -> None
 
 
 if __name__ == "__main__":
-    main(
-        sys.argv[1],
-        sys.argv[2],
-        gpus=sys.argv[3:] == ["--gpus"],
-        resources=sys.argv[3:] == ["--resources"],
-    )
+    main(sys.argv[1], sys.argv[2], *sys.argv[3:4])

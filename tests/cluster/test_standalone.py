@@ -61,3 +61,28 @@ def test_resources_give_each_trial_its_cores(standalone_master: str, tmp_path: P
     assert result["n"] == 12
     assert result["states"] == ["COMPLETE"]
     assert result["most_at_once"] == 2
+
+
+def test_fractional_gpus_share_each_gpu_among_trials(
+    standalone_master: str, tmp_path: Path
+) -> None:
+    # Two executors with one (pretend) GPU each; every trial asks for half a GPU: four
+    # trials at once, each told its GPU's address.
+    result = _run_driver(standalone_master, tmp_path, "--fractional-gpus")
+    assert result["n"] == 16
+    assert result["states"] == ["COMPLETE"]
+    assert result["most_at_once"] == 4
+    assert result["gpus"] == ["['0']"]
+    assert len(result["executors"]) == 2
+
+
+def test_dynamic_allocation_scales_out_and_releases_the_executors(
+    standalone_master: str, tmp_path: Path
+) -> None:
+    # From one executor of one core to four as Spark adds them while the workers' tasks
+    # wait; after the study the tasks end and Spark releases the idle executors.
+    result = _run_driver(standalone_master, tmp_path, "--dynamic")
+    assert result["n"] == 60
+    assert result["states"] == ["COMPLETE"]
+    assert result["executors"] >= 3 and result["most_at_once"] >= 3
+    assert result["executors_after"] == 1

@@ -85,6 +85,8 @@ class _FakeSession:
                 return conf.get(key, default)
 
         class _Context:
+            master = conf["spark.master"]
+
             def getConf(self) -> _Conf:
                 return _Conf()
 

@@ -249,13 +249,13 @@ def test_an_interrupted_call_never_leaves_its_reply_for_the_next_one(
     real_recv = _protocol.recv_frame
     calls = {"n": 0}
 
-    def interrupted_once(sock: Any, max_bytes: int) -> bytes:
+    def interrupted_once(sock: Any, max_bytes: int, *args: Any) -> bytes:
         if threading.current_thread() is not threading.main_thread():
-            return real_recv(sock, max_bytes)  # the server's threads read as usual
+            return real_recv(sock, max_bytes, *args)  # the server's threads read as usual
         calls["n"] += 1
         if calls["n"] == 1:
             raise KeyboardInterrupt  # Ctrl-C between sending a request and reading its reply
-        return real_recv(sock, max_bytes)
+        return real_recv(sock, max_bytes, *args)
 
     monkeypatch.setattr(_protocol, "recv_frame", interrupted_once)
     with pytest.raises(KeyboardInterrupt):
