@@ -32,25 +32,9 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _spark_bench as bench
+import dispatch
 
-
-def noop(trial: Any) -> float:
-    return trial.suggest_float("x", 0.0, 1.0)
-
-
-def typical(trial: Any) -> float:
-    import optuna
-
-    x = trial.suggest_float("x", 0.0, 1.0)
-    y = trial.suggest_float("y", 0.0, 1.0)
-    for step in range(3):
-        trial.report(x + y + step, step)
-        if trial.should_prune():
-            raise optuna.TrialPruned()
-    return x + y
-
-
-WORKLOADS = {"noop": noop, "typical": typical}
+WORKLOADS = {"noop": dispatch.noop_objective, "typical": dispatch.typical_objective}
 
 
 def inner(workload: str, n_trials: int) -> None:

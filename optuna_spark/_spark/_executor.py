@@ -127,7 +127,8 @@ class SparkExecutor:
             name is a custom Spark resource): the job runs under a Spark ``ResourceProfile``
             (stage-level scheduling), so each trial gets those cores and GPUs whatever the
             session's defaults. GPUs are exposed as ``CUDA_VISIBLE_DEVICES`` and recorded on
-            the trial. A fraction shares a GPU: ``{"gpus": 0.25}`` runs four trials on each. Needs a standalone, YARN or Kubernetes cluster (not local mode).
+            the trial. A fraction shares a GPU: ``{"gpus": 0.25}`` runs four trials on each.
+            Needs a standalone, YARN or Kubernetes cluster (not local mode).
         log_to_driver: Echo what objectives print and log on the workers here, each line
             prefixed with its trial's number (above the progress bar); with
             ``coordinator="cluster"``, each trial's kept output once it has finished. Either

@@ -108,15 +108,17 @@ class DriverPlacement:
         interrupt(self.run, self._job, reason)
 
     def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.close()
-        if self._echo is not None:
-            self._echo.close()
-        if self._progress is not None:
-            self._progress.close()
+        close_all(self._watcher, self._echo, self._progress)
         if self._serving:
             self._server.remove_run(self.run)
         self._server.close()
+
+
+def close_all(*parts: Any) -> None:
+    """Close what a placement made (the ones it made: ``None`` for the others), in order."""
+    for part in parts:
+        if part is not None:
+            part.close()
 
 
 def quiet_log(spark: SparkSession) -> str | None:

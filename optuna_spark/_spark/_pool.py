@@ -18,6 +18,7 @@ from optuna_spark._spark import _session
 from optuna_spark._spark._decommission import watch_decommissions
 from optuna_spark._spark._echo import OutputEcho
 from optuna_spark._spark._job import SparkJob
+from optuna_spark._spark._on_driver import close_all
 from optuna_spark._spark._on_driver import quiet_log
 from optuna_spark._spark._on_driver import server_for
 from optuna_spark._spark._pool_progress import PoolProgress
@@ -137,12 +138,7 @@ class PoolPlacement:
         interrupt(self.pool, self._job, reason)
 
     def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.close()
-        if self._echo is not None:
-            self._echo.close()
-        if self._progress is not None:
-            self._progress.close()
+        close_all(self._watcher, self._echo, self._progress)
         if self._serving:
             self._server.remove_pool(self.pool)
         self._server.close()

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter
 
-import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from optuna_spark._coordinator import RunPool
 from optuna_spark._spark._progress import TqdmHandler
+from optuna_spark._spark._progress import logs_above_bar
+from optuna_spark._spark._progress import restore_logs
 
 
 class PoolProgress:
@@ -39,10 +39,7 @@ class PoolProgress:
         )
         for run in pool.runs:
             run.listeners.append(self._on_trial)
-        self._handler = TqdmHandler(logging.INFO)
-        self._handler.setFormatter(optuna.logging.create_default_formatter())
-        optuna.logging.disable_default_handler()
-        logging.getLogger("optuna").addHandler(self._handler)
+        self._handler = logs_above_bar()
 
     def _on_trial(self, trial: FrozenTrial) -> None:
         with self._lock:
@@ -62,6 +59,5 @@ class PoolProgress:
         if self._bar is not None:
             self._bar.close()
         if self._handler is not None:
-            logging.getLogger("optuna").removeHandler(self._handler)
-            optuna.logging.enable_default_handler()
+            restore_logs(self._handler)
             self._handler = None

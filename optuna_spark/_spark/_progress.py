@@ -47,6 +47,21 @@ class TqdmHandler(logging.Handler):
             self.handleError(record)
 
 
+def logs_above_bar() -> TqdmHandler:
+    """Route Optuna's log lines above the bar instead of through its default handler."""
+    handler = TqdmHandler(logging.INFO)
+    handler.setFormatter(optuna.logging.create_default_formatter())
+    optuna.logging.disable_default_handler()
+    logging.getLogger("optuna").addHandler(handler)
+    return handler
+
+
+def restore_logs(handler: TqdmHandler) -> None:
+    """Undo :func:`logs_above_bar`."""
+    logging.getLogger("optuna").removeHandler(handler)
+    optuna.logging.enable_default_handler()
+
+
 class ProgressBar:
     """Counts finished, pruned and failed trials and shows the best value so far.
 
@@ -77,10 +92,7 @@ class ProgressBar:
                 bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}" if self._timed else None,
             )
             run.listeners.append(self._on_trial)
-            self._handler = TqdmHandler(logging.INFO)
-            self._handler.setFormatter(optuna.logging.create_default_formatter())
-            optuna.logging.disable_default_handler()
-            logging.getLogger("optuna").addHandler(self._handler)
+            self._handler = logs_above_bar()
 
     def _on_trial(self, trial: FrozenTrial) -> None:
         run = self._run
@@ -129,6 +141,5 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
         if self._handler is not None:
-            logging.getLogger("optuna").removeHandler(self._handler)
-            optuna.logging.enable_default_handler()
+            restore_logs(self._handler)
             self._handler = None
