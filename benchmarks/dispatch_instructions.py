@@ -43,6 +43,9 @@ def inner(workload: str, n_trials: int) -> None:
 
     from optuna_spark import SparkExecutor
 
+    from pyspark import cloudpickle
+
+    cloudpickle.register_pickle_by_value(dispatch)  # Spark's workers cannot import it by name
     bench.quiet()
     spark = bench.local_session(2)
     for n in (20, n_trials):  # the first call warms up Spark's Python workers
