@@ -40,10 +40,9 @@ WORKLOADS = {"noop": dispatch.noop_objective, "typical": dispatch.typical_object
 def inner(workload: str, n_trials: int) -> None:
     """One process, as measured: start Spark, warm up, then one optimize of ``n_trials``."""
     import optuna
+    from pyspark import cloudpickle
 
     from optuna_spark import SparkExecutor
-
-    from pyspark import cloudpickle
 
     cloudpickle.register_pickle_by_value(dispatch)  # Spark's workers cannot import it by name
     bench.quiet()
