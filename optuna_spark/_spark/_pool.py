@@ -175,10 +175,11 @@ def supervise_pool(
     ``stuck_grace`` seconds after it, that study's trials still running (objectives that
     never ask ``should_prune``) are failed, and the job goes on with the other studies.
     """
+    seen: set[str] = set()  # runs whose error has been seen
     deadlines: dict[str, float] = {}  # run id -> when its stuck trials are failed
 
     def new_error() -> bool:
-        return stop_running_trials and len(pool.errors) > len(deadlines)
+        return stop_running_trials and len(pool.errors) > len(seen)
 
     while True:
         now = time.monotonic()
@@ -193,8 +194,11 @@ def supervise_pool(
             return True
         now = time.monotonic()
         for run, _ in pool.errors if stop_running_trials else ():
-            deadline = deadlines.setdefault(run.run_id, now + stuck_grace)
-            if now >= deadline and run.n_running:
+            if run.run_id not in seen:
+                seen.add(run.run_id)
+                deadlines[run.run_id] = now + stuck_grace
+            elif run.run_id in deadlines and now >= deadlines[run.run_id]:
+                del deadlines[run.run_id]  # once: what it fails ends, nothing else starts
                 run.fail_running("stopped: another trial of its study raised an uncaught error")
     if wind_down is not None:
         let_workers_go(pool, job, n_workers, wind_down)

@@ -136,3 +136,13 @@ def fails_in_bad_segment(trial: optuna.trial.BaseTrial) -> float:
     if trial.study.study_name == "bad" and trial.number == 1:
         raise ValueError("no data for this segment")
     return x
+
+
+def stuck_then_fails_in_bad(trial: optuna.trial.BaseTrial) -> float:
+    """In study ``bad``: trial 0 never returns (nor asks ``should_prune``), trial 1 raises."""
+    x = trial.suggest_float("x", 0, 1)
+    if trial.study.study_name == "bad" and trial.number == 0:
+        time.sleep(120)  # stuck: only the driver failing it, and its worker exiting, end it
+    if trial.study.study_name == "bad":
+        raise ValueError("no data for this segment")
+    return x

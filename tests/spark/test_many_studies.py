@@ -80,3 +80,22 @@ def test_an_uncaught_error_stops_only_its_study_and_is_raised_naming_it(spark: o
     assert bad.trials[1].state == TrialState.FAIL
     assert len(bad.trials) < 8
     assert all(t.state != TrialState.RUNNING for t in bad.trials)
+
+
+def test_a_stuck_trial_of_a_failed_study_is_failed_and_the_pool_goes_on(spark: object) -> None:
+    good, bad = _studies(["good", "bad"])
+    executor = SparkExecutor(  # type: ignore[arg-type]
+        spark,
+        n_workers=2,
+        stuck_grace=1.0,
+        trial_timeout=60.0,  # its worker process then exits once the driver failed its trial
+        heartbeat_interval=0.5,
+        heartbeat_grace=10.0,
+    )
+    with pytest.raises(ValueError, match="no data for this segment"):
+        executor.optimize_many([good, bad], _objectives.stuck_then_fails_in_bad, n_trials=6)
+    assert states_of(good) == {"COMPLETE": 6}
+    stuck = bad.trials[0]
+    assert stuck.state == TrialState.FAIL
+    assert "another trial of its study raised" in stuck.system_attrs["optuna_spark:fail_reason"]
+    assert bad.trials[1].state == TrialState.FAIL and len(bad.trials) == 2
