@@ -82,13 +82,21 @@ class RunPool:
         return Verdict.STOP if stop else Verdict.WAIT
 
     def _order(self) -> list[StudyRun]:
-        """The runs still handing out trials, the neediest first: fewest trials in flight,
-        then fewest started; ties in turn, so that equal studies share the workers evenly."""
+        """The runs still handing out trials, the neediest first: a lost trial to resume
+        before anything new (as in one run), then the fewest trials in flight, then the
+        fewest started; ties in turn, so that equal studies share the workers evenly."""
         with self._lock:
             turn, self._turn = self._turn, (self._turn + 1) % len(self.runs)
         n = len(self.runs)
         live = [(i, run) for i, run in enumerate(self.runs) if not run.done]
-        live.sort(key=lambda p: (p[1].n_in_flight, p[1].n_started, (p[0] - turn) % n))
+        live.sort(
+            key=lambda p: (
+                not p[1].has_trials_to_resume,
+                p[1].n_in_flight,
+                p[1].n_started,
+                (p[0] - turn) % n,
+            )
+        )
         return [run for _, run in live]
 
     def _dismiss(self, worker: m.WorkerInfo, conn_id: int) -> None:

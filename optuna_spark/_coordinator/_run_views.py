@@ -85,6 +85,12 @@ class RunViews:
         self._wakeups = wakeups
 
     @property
+    def has_trials_to_resume(self) -> bool:
+        """Whether a trial whose worker was lost waits for a worker to resume it."""
+        with self._lock:
+            return bool(self._leases.suspended_ids())
+
+    @property
     def n_dismissed(self) -> int:
         """How many distinct workers (Spark partitions) have been told to stop."""
         return len(self._dismissed)

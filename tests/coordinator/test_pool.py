@@ -182,3 +182,20 @@ def test_workers_of_a_pool_sample_with_each_studys_own_sampler(
     assert len({t.params["x"] for t in studies[1].trials}) == 4
     # The second study's parameters were sampled by the workers, not by the driver.
     assert len(_Recorded.threads) == 4 and set(_Recorded.threads) <= workers.names
+
+
+def test_a_lost_trial_of_any_study_resumes_before_anything_new_starts(
+    server: StudyServer,
+) -> None:
+    studies = _studies(server, 2)
+    pool = _serve(server, [StudyRun(s, n_trials=3, resume_lost_trials=1) for s in studies])
+    worker = optuna_spark_worker_info()
+    first = pool.ask(1, worker)
+    assert first is not None
+    lost_run = next(r for r in pool.runs if r.run_id == first.run_id)
+    lost_run.connection_lost(1)  # its worker is gone: the trial waits to resume
+    # The other study has nothing in flight, but the lost trial goes first.
+    resumed = pool.ask(2, worker)
+    assert resumed is not None
+    assert (resumed.run_id, resumed.trial_id) == (first.run_id, first.trial_id)
+    pool.stop()
