@@ -7,7 +7,7 @@ any other way (threads, processes, machines that reach the server):
   authenticated clients;
 - :class:`StudyRun` is one distributed optimization of a study on that server (its settings
   are a :class:`RunConfig`), and :meth:`StudyRun.worker_spec` what its workers start with
-  (:class:`WorkerSpec`);
+  (:class:`WorkerSpec`); a :class:`RunPool` serves many studies' runs to one set of workers;
 - :func:`run_worker` is the worker loop (what each Spark task runs), which hands objectives a
   :class:`RemoteTrial`;
 - :class:`RemoteStorage` is an Optuna storage that talks to a ``StudyServer``, and
@@ -36,6 +36,7 @@ Example:
         assert len(study.trials) == 6
 """
 
+from optuna_spark._coordinator import RunPool
 from optuna_spark._coordinator import StudyRun
 from optuna_spark._coordinator import StudyServer
 from optuna_spark._storages import RemoteStorage
@@ -50,6 +51,7 @@ __all__ = [
     "RemoteStorage",
     "RemoteTrial",
     "RunConfig",
+    "RunPool",
     "StudyRun",
     "StudyServer",
     "WorkerSpec",

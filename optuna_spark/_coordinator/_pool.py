@@ -19,20 +19,46 @@ from optuna_spark._coordinator._run import StudyRun
 from optuna_spark._coordinator._state import Changes
 from optuna_spark._coordinator._state import StopReason
 from optuna_spark.wire import messages as m
+from optuna_spark.wire._client import Endpoint
+from optuna_spark.wire.spec import WorkerSpec
 
 
 class RunPool:
-    """The runs of one pool, with what supervising them reads.
+    """The runs of many studies, served to one set of workers.
+
+    Serve it with :meth:`StudyServer.add_pool <optuna_spark.remote.StudyServer.add_pool>`
+    (every study on the server's storage) and start the workers with :meth:`worker_spec`;
+    each worker takes its next trial from any study that has work left, and
+    :func:`~optuna_spark.remote.run_worker` takes one objective for all studies or a mapping
+    from each study's name to its own.
 
     Args:
-        runs: The runs, not started yet; their change signals become the pool's.
+        runs: The runs, not served yet; their change signals become the pool's.
 
     Example:
 
-        .. code-block:: python
+        .. testcode::
 
-            pool = RunPool([StudyRun(a, n_trials=5), StudyRun(b, n_trials=5)])
-            server.add_pool(pool)  # serves every run, and the pool's asks
+            import threading
+
+            import optuna
+            from optuna_spark.remote import RunPool, StudyRun, StudyServer, run_worker
+
+            storage = optuna.storages.InMemoryStorage()
+            studies = [optuna.create_study(study_name=n, storage=storage) for n in "ab"]
+            pool = RunPool([StudyRun(s, n_trials=3, max_concurrent_trials=1) for s in studies])
+            with StudyServer(storage) as server:
+                server.add_pool(pool)
+                spec = pool.worker_spec(server.endpoint)
+                objective = lambda trial: trial.suggest_float("x", -1, 1) ** 2
+                workers = [threading.Thread(target=run_worker, args=(spec, objective))
+                           for _ in range(2)]
+                for worker in workers:
+                    worker.start()
+                pool.wait()
+                for worker in workers:
+                    worker.join()
+            assert [len(s.trials) for s in studies] == [3, 3]
     """
 
     def __init__(self, runs: Sequence[StudyRun]) -> None:
@@ -104,6 +130,34 @@ class RunPool:
         with self._lock:
             self._dismissed.add(who)
         self.changes.notify()
+
+    def worker_spec(
+        self,
+        endpoint: Endpoint,
+        *,
+        heartbeat_interval: float = 5.0,
+        exit_if_stuck_after: float | None = None,
+        gc_after_trial: bool = False,
+    ) -> WorkerSpec:
+        """What the pool's workers start with: its id, and the sampler and pruner of each
+        run that samples on its workers (``sampling="workers"``). The checkpoint settings
+        are the first run's (``optimize_many`` gives every run the same)."""
+        first = self.runs[0]
+        return WorkerSpec(
+            endpoint,
+            self.pool_id,
+            heartbeat_interval=heartbeat_interval,
+            exit_if_stuck_after=exit_if_stuck_after,
+            gc_after_trial=gc_after_trial,
+            checkpoint_store=first.config.checkpoint_store,
+            keep_checkpoints=first.config.keep_checkpoints,
+            pool=True,
+            samplers={
+                run.run_id: (run.study.sampler, run.study.pruner)
+                for run in self.runs
+                if run.sampling == "workers"
+            },
+        )
 
     # -----------------------------------------------------------------------------------------
     # What supervising the pool reads and does.

@@ -29,7 +29,6 @@ from optuna_spark._spark._supervise import interrupt
 from optuna_spark._spark._supervise import let_workers_go
 from optuna_spark._worker._spark_task import make_task
 from optuna_spark.exceptions import OptunaSparkError
-from optuna_spark.wire.spec import WorkerSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -86,23 +85,13 @@ class PoolPlacement:
 
     def _make_job(self) -> SparkJob:
         settings, options, pool = self._options.settings, self._options, self.pool
-        first = pool.runs[0]
-        spec = WorkerSpec(
+        spec = pool.worker_spec(
             dataclasses.replace(
                 self._server.endpoint, tls_server_hostname=options.tls_server_hostname
             ),
-            pool.pool_id,
             heartbeat_interval=settings.heartbeat_interval,
             exit_if_stuck_after=settings.exit_if_stuck_after,
             gc_after_trial=options.gc_after_trial,
-            checkpoint_store=first.config.checkpoint_store,
-            keep_checkpoints=first.config.keep_checkpoints,
-            pool=True,
-            samplers={
-                run.run_id: (run.study.sampler, run.study.pruner)
-                for run in pool.runs
-                if run.sampling == "workers"
-            },
         )
         return SparkJob(
             self._spark,

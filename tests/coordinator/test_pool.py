@@ -11,11 +11,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_spark._coordinator import RunPool
 from optuna_spark.remote import RemoteTrial
+from optuna_spark.remote import RunPool
 from optuna_spark.remote import StudyRun
 from optuna_spark.remote import StudyServer
-from optuna_spark.remote import WorkerSpec
 from tests._helpers import Workers
 
 pytestmark = pytest.mark.timeout(60)
@@ -71,7 +70,7 @@ def test_each_study_runs_its_own_n_trials_one_at_a_time_on_shared_workers(
     runs = [StudyRun(s, n_trials=5, max_concurrent_trials=1) for s in studies]
     pool = _serve(server, runs)
     counting = _InFlight()
-    workers.start(WorkerSpec(server.endpoint, pool.pool_id, pool=True), counting.objective(), 4)
+    workers.start(pool.worker_spec(server.endpoint), counting.objective(), 4)
     assert pool.wait(50)
     workers.join()
 
@@ -106,7 +105,7 @@ def test_per_study_limits_and_one_studys_error_stops_only_that_study(
             raise ValueError("bad segment")
         return x
 
-    workers.start(WorkerSpec(server.endpoint, pool.pool_id, pool=True), objective, 2)
+    workers.start(pool.worker_spec(server.endpoint), objective, 2)
     assert pool.wait(50)
     workers.join()
 
@@ -169,12 +168,8 @@ def test_workers_of_a_pool_sample_with_each_studys_own_sampler(
     ]
     runs = [StudyRun(s, n_trials=4, sampling="workers") for s in studies]
     pool = _serve(server, runs)
-    spec = WorkerSpec(
-        server.endpoint,
-        pool.pool_id,
-        pool=True,
-        samplers={r.run_id: (r.study.sampler, r.study.pruner) for r in runs},
-    )
+    spec = pool.worker_spec(server.endpoint)  # each study's sampler travels with it
+    assert set(spec.samplers) == {r.run_id for r in runs}
     workers.start(spec, lambda trial: trial.suggest_float("x", 0, 1), 2)
     assert pool.wait(50)
     workers.join()
