@@ -75,3 +75,30 @@ def test_the_cluster_coordinator_is_refused_for_many_studies(tmp_path: Path) -> 
     executor = SparkExecutor(n_workers=2, coordinator="cluster")
     with pytest.raises(ValueError, match="coordinator='cluster' is not supported"):
         executor.optimize_many(_two(storage), _objective, n_trials=1)
+
+
+def test_the_cluster_coordinator_is_refused_before_the_studies_are_checked() -> None:
+    # In-memory studies would fail the cluster coordinator's own storage check; what the
+    # user must learn first is that optimize_many does not take that coordinator at all.
+    executor = SparkExecutor(n_workers=2, coordinator="cluster")
+    with pytest.raises(ValueError, match="coordinator='cluster' is not supported"):
+        executor.optimize_many(_two(), _objective, n_trials=1)
+
+
+def test_one_objective_shared_by_many_studies_is_pickled_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from optuna_spark._spark import _checks
+
+    pickled: list[object] = []
+    real = _checks.check_picklable
+
+    def counting(what: str, objects: dict[str, Any], hint: str) -> None:
+        pickled.append(objects.get("objective"))
+        real(what, objects, hint)
+
+    monkeypatch.setattr(_checks, "check_picklable", counting)
+    storage = optuna.storages.InMemoryStorage()
+    studies = [optuna.create_study(study_name=f"s{k}", storage=storage) for k in range(5)]
+    SparkExecutor(n_workers=2).optimize_many(studies, _objective, n_trials=0)  # checks only
+    assert pickled == [_objective]

@@ -168,6 +168,12 @@ class RunPool:
         return all(run.done for run in self.runs)
 
     @property
+    def n_trials(self) -> int | None:
+        """Trials of all studies together, if each study has an ``n_trials``."""
+        limits = [run.n_trials for run in self.runs]
+        return None if None in limits else sum(n for n in limits if n is not None)
+
+    @property
     def n_dismissed(self) -> int:
         """How many distinct workers have been told to stop."""
         with self._lock:

@@ -23,14 +23,19 @@ if TYPE_CHECKING:
 
 
 def check_optimize_args(
-    study: optuna.Study, func: Any, catch: tuple[type[Exception], ...]
+    study: optuna.Study,
+    func: Any,
+    catch: tuple[type[Exception], ...],
+    pickle_func: bool = True,
 ) -> None:
     """Refuse a bad objective or ``catch`` before Spark starts (the run's config checks
-    ``n_trials``, ``timeout`` and callbacks)."""
+    ``n_trials``, ``timeout`` and callbacks). ``pickle_func=False``: ``func`` was already
+    found picklable (one objective shared by many studies is pickled once)."""
     check_catch(catch)
     if optuna_adapter.is_in_optimize_loop(study):
         raise RuntimeError("Nested invocation of `Study.optimize` method isn't allowed.")
-    check_picklable("The objective", {"objective": func, "catch": catch}, OBJECTIVE_HINT)
+    if pickle_func:
+        check_picklable("The objective", {"objective": func, "catch": catch}, OBJECTIVE_HINT)
 
 
 def check_storage_answers(study: optuna.Study) -> None:

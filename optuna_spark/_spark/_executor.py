@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Literal
 
 import optuna
 
@@ -30,6 +31,7 @@ from optuna_spark._spark._cluster import check_cluster_storage
 from optuna_spark._spark._coordinator_placement import Coordinator
 from optuna_spark._spark._many import on_one_storage
 from optuna_spark._spark._many import per_study
+from optuna_spark._spark._many import refuse_cluster_coordinator
 from optuna_spark._spark._many import split_studies
 from optuna_spark._spark._many import with_limits
 from optuna_spark._spark._on_driver import DriverPlacement
@@ -284,10 +286,7 @@ class SparkExecutor:
         config = self._check(study, func, n_trials, timeout, catch, callbacks)
         if n_trials == 0:
             return  # nothing to run: no session, no service, nothing written
-        spark_now = self._spark or _session.active_session()  # never starts one
-        where = placement.resolve(
-            self._coordinator, spark_now, study, self._service_host, self._probed
-        )
+        where = self._resolve_coordinator(study)
         if where == "cluster":
             check_cluster_options(self._tls[0], self._service_host)
         spark = self.spark
@@ -364,30 +363,28 @@ class SparkExecutor:
                 SparkExecutor(n_workers=2).optimize_many(studies, objective, n_trials=10)
                 print([s.best_params for s in studies])
         """
+        if self._coordinator == "cluster":
+            refuse_cluster_coordinator()  # before the per-study checks of a cluster coordinator
         chosen, funcs = split_studies(studies, func)
         names = [study.study_name for study in chosen]
         n_trials_of = per_study("n_trials", n_trials, names)
         timeout_of = per_study("timeout", timeout, names)
-        configs = {}
+        configs, pickled = {}, set()
         for study in chosen:
             name = study.study_name
-            config = self._check(study, funcs[name], None, None, catch, callbacks)
+            objective = funcs[name]
+            config = self._check(
+                study, objective, None, None, catch, callbacks, id(objective) not in pickled
+            )
+            pickled.add(id(objective))
             configs[name] = with_limits(
                 config, n_trials_of[name], timeout_of[name], max_concurrent_trials
             )
         chosen = [s for s in on_one_storage(chosen) if configs[s.study_name].n_trials != 0]
         if not chosen:
             return  # nothing to run: no session, no service, nothing written
-        spark_now = self._spark or _session.active_session()  # never starts one
-        where = placement.resolve(
-            self._coordinator, spark_now, chosen[0], self._service_host, self._probed
-        )
-        if where == "cluster":
-            raise ValueError(
-                "optimize_many serves its studies from this process, which the cluster's "
-                "executors must reach: coordinator='cluster' is not supported for many "
-                "studies. Use coordinator='driver' (or one optimize call per study)."
-            )
+        if self._resolve_coordinator(chosen[0]) == "cluster":
+            refuse_cluster_coordinator()
         spark = self.spark
         warn_if_no_task_retries(spark)
         options = self._call_options(spark, gc_after_trial, show_progress_bar)
@@ -408,9 +405,10 @@ class SparkExecutor:
         timeout: float | None,
         catch: tuple[type[Exception], ...],
         callbacks: Iterable[Callback] | None,
+        pickle_func: bool = True,
     ) -> RunConfig:
         """Check the call's arguments; returns the run's config."""
-        check_optimize_args(study, func, catch)
+        check_optimize_args(study, func, catch, pickle_func)
         config = self._settings.run_config(n_trials, timeout, callbacks)
         check_sampling(config.sampling, study.sampler)
         if config.sampling == "workers":
@@ -423,6 +421,13 @@ class SparkExecutor:
             check_cluster_storage(study)
         check_storage_answers(study)
         return config
+
+    def _resolve_coordinator(self, study: optuna.Study) -> Literal["driver", "cluster"]:
+        """Where the coordinator of a call on ``study`` lives (``"auto"`` decided)."""
+        spark_now = self._spark or _session.active_session()  # never starts one
+        return placement.resolve(
+            self._coordinator, spark_now, study, self._service_host, self._probed
+        )
 
     def _call_options(
         self, spark: SparkSession, gc_after_trial: bool, show_progress_bar: bool

@@ -56,10 +56,8 @@ class PoolPlacement:
         self._funcs = dict(funcs)
         self._catch = catch
         self.pool = RunPool(runs)
-        limits = [run.n_trials for run in runs]
-        total = None if None in limits else sum(n for n in limits if n is not None)
         self.n_workers = n_workers_for(
-            options.n_workers, _session.default_parallelism(spark), total
+            options.n_workers, _session.default_parallelism(spark), self.pool.n_trials
         )
         self._server = server_for(spark, runs[0].study, options)
         self._serving = False

@@ -30,9 +30,8 @@ class PoolProgress:
         self._handler: TqdmHandler | None = None
         if not enabled:
             return
-        limits = [run.n_trials for run in pool.runs]
         self._bar = tqdm(
-            total=None if None in limits else sum(n for n in limits if n is not None),
+            total=pool.n_trials,
             desc=f"{len(pool.runs)} studies [{n_workers} workers]",
             unit="trial",
             dynamic_ncols=True,
