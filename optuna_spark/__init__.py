@@ -26,6 +26,7 @@ from optuna_spark.exceptions import StorageUnavailableError
 if TYPE_CHECKING:
     from optuna_spark._coordinator import get_trial_log
     from optuna_spark._spark._executor import SparkExecutor
+    from optuna_spark._spark._resources import TrialResources
     from optuna_spark._storages import RemoteStorage
     from optuna_spark.ablation import LOCOSampler
 
@@ -34,6 +35,7 @@ _LAZY = {
     "LOCOSampler": "optuna_spark.ablation",
     "RemoteStorage": "optuna_spark._storages",
     "SparkExecutor": "optuna_spark._spark._executor",
+    "TrialResources": "optuna_spark._spark._resources",
 }
 
 #: Names that live in :mod:`optuna_spark.remote` (the pieces for running workers outside
@@ -55,6 +57,7 @@ __all__ = [
     "SparkExecutor",
     "SparkSetupError",
     "StorageUnavailableError",
+    "TrialResources",
     "get_trial_log",
 ]
 

@@ -8,6 +8,7 @@ any other way (threads, processes, machines that reach the server):
 - :class:`StudyRun` is one distributed optimization of a study on that server (its settings
   are a :class:`RunConfig`), and :meth:`StudyRun.worker_spec` what its workers start with
   (:class:`WorkerSpec`); a :class:`RunPool` serves many studies' runs to one set of workers;
+  a :class:`ProfileChoice` hands each trial to a worker of the resource profile it needs;
 - :func:`run_worker` is the worker loop (what each Spark task runs), which hands objectives a
   :class:`RemoteTrial`;
 - :class:`RemoteStorage` is an Optuna storage that talks to a ``StudyServer``, and
@@ -44,10 +45,12 @@ from optuna_spark._worker import RemoteTrial
 from optuna_spark._worker import WorkerSpec
 from optuna_spark._worker import run_worker
 from optuna_spark.wire import Endpoint
+from optuna_spark.wire.spec import ProfileChoice
 from optuna_spark.wire.spec import RunConfig
 
 __all__ = [
     "Endpoint",
+    "ProfileChoice",
     "RemoteStorage",
     "RemoteTrial",
     "RunConfig",

@@ -24,10 +24,11 @@ MAX_FUNCTION_LINES = 60
 MODULE_LINES = {
     # The composition root of a run: its parts (hand-out, leases, retries, recorder, trial
     # desk, stamps, state) live in modules of their own; what is left is where the two locks
-    # meet, kept in one place so that the locking can be read in one place.
-    "_coordinator/_run.py": 600,
+    # meet (the hand-out of new, resumed and parked trials), kept in one place so that the
+    # locking can be read in one place.
+    "_coordinator/_run.py": 650,
     # SparkExecutor: its two public entry points, most of it their documented arguments.
-    "_spark/_executor.py": 465,
+    "_spark/_executor.py": 490,
     # The wire schema: every message in one module, whose hash pins the protocol version.
     "wire/messages.py": 460,
 }
@@ -90,7 +91,7 @@ def test_modules_and_functions_stay_small() -> None:
 #: The hash of the wire schema that ``PROTOCOL_VERSION`` describes. A change of any message
 #: makes this test fail: bump ``PROTOCOL_VERSION`` (peers of different versions then refuse
 #: each other in the handshake, rather than misread each other), then update both.
-SCHEMA = (7, "1631b2acba70b3d6")
+SCHEMA = (8, "5cec40f9684c0edd")
 
 
 def _schema_hash() -> str:

@@ -25,6 +25,7 @@ def test_every_public_name_imports() -> None:
 def test_the_top_level_is_what_spark_users_need() -> None:
     assert set(optuna_spark.__all__) == {
         "SparkExecutor",
+        "TrialResources",
         "LOCOSampler",
         "RemoteStorage",
         "get_trial_log",

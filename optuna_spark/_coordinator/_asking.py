@@ -21,25 +21,38 @@ from optuna_spark._coordinator._trial_methods import TRIAL_METHODS
 from optuna_spark._coordinator._trials import try_fail_trial
 from optuna_spark._waiting import never_wait
 from optuna_spark.wire import messages as m
+from optuna_spark.wire.spec import ProfileChoice
 
 
 def make_trial(
-    study: optuna.Study, worker: m.WorkerInfo, run_id: str
-) -> tuple[optuna.Trial, dict[str, Any]]:
+    study: optuna.Study,
+    worker: m.WorkerInfo,
+    run_id: str,
+    profiles: ProfileChoice | None = None,
+) -> tuple[optuna.Trial, dict[str, Any] | None, str | None]:
     """Ask ``study`` for a new trial and record on it where it runs.
 
-    Returns the trial and the record written to it (``optuna_spark:worker``). As in
-    ``Study.optimize``, a failing sampler or storage is raised; the half-made trial it may
-    have left RUNNING is failed first, so that nothing waits for it.
+    With ``profiles``, its chooser picks the trial's resource profile first (suggesting the
+    parameters that decide it). Returns the trial, the record written to it
+    (``optuna_spark:worker``; ``None`` when the trial is for another profile than the
+    worker's, which records nothing yet) and its profile. As in ``Study.optimize``, a failing
+    sampler, chooser or storage is raised; the half-made trial it may have left RUNNING is
+    failed first, so that nothing waits for it.
     """
     asked_at = datetime.datetime.now()
     trial: optuna.Trial | None = None
+    profile: str | None = None
+    record: dict[str, Any] | None = None
     try:
         with never_wait():  # the running trials need the sampler lock the caller holds
             trial = study.ask()
-        record = worker_record(worker, run_id)
-        storage = optuna_adapter.storage_of(study)
-        storage.set_trial_system_attr(optuna_adapter.trial_id_of(trial), ATTR_WORKER, record)
+            if profiles is not None:
+                with optuna_adapter.in_optimize_loop(study):
+                    profile = profiles.check(profiles.choose(trial))
+        if profiles is None or profile == worker.profile:
+            record = worker_record(worker, run_id)
+            storage = optuna_adapter.storage_of(study)
+            storage.set_trial_system_attr(optuna_adapter.trial_id_of(trial), ATTR_WORKER, record)
     except BaseException as e:
         if trial is None:
             fail_trial_left_by_ask(study, e, asked_at, run_id)
@@ -50,7 +63,12 @@ def make_trial(
                 f"the driver failed while starting it: {e!r}",
             )
         raise
-    return trial, record
+    return trial, record, profile
+
+
+def start_parked(study: optuna.Study, trial_id: int, record: dict[str, Any]) -> None:
+    """Record where a parked trial starts (``optuna_spark:worker``)."""
+    optuna_adapter.storage_of(study).set_trial_system_attr(trial_id, ATTR_WORKER, record)
 
 
 def samples(request: m.TrialRequest) -> bool:

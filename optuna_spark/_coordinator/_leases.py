@@ -6,7 +6,9 @@ handed out, *suspended* when its worker is lost and the trial is to resume on an
 its end is known (the worker told it, or the run ended it: the
 worker was lost, the trial ran out of time, the run was interrupted); a closed lease stays in
 the table until the storage has accepted the trial's end, so that the run is not over, and no
-other call can act on the trial, while its outcome is still being written.
+other call can act on the trial, while its outcome is still being written. A trial made for
+another resource profile than its asking worker's is *parked*: held by no connection, it waits
+for a worker of its profile, which starts it as new.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Hashable
 from typing import Any
 
 import msgspec
@@ -59,6 +62,10 @@ class Lease:
     closed: str | None = None  # why it ended, once it has (its outcome is being recorded)
     output: list[str] = dataclasses.field(default_factory=list)  # what the objective printed
     output_chars: int = 0  # their total length
+    #: The resource profile it runs under (``None``: any worker's).
+    profile: str | None = None
+    #: Made, not started yet: it waits for a worker of its profile.
+    parked: bool = False
 
     @property
     def number(self) -> int:
@@ -66,6 +73,11 @@ class Lease:
 
     @property
     def suspended(self) -> bool:
+        return self.conn_id is None and self.closed is None and not self.parked
+
+    @property
+    def waiting(self) -> bool:
+        """Held by no connection: suspended or parked."""
         return self.conn_id is None and self.closed is None
 
     def keep_output(self, text: str) -> str:
@@ -111,6 +123,8 @@ class LeaseTable:
         self.decommissioned: set[str] = set()
         #: Suspended trials, oldest loss first (an ask takes one without scanning them all).
         self._suspended: list[int] = []
+        #: Parked trials, oldest first.
+        self._parked: list[int] = []
 
     def __len__(self) -> int:
         return len(self._leases)
@@ -127,11 +141,48 @@ class LeaseTable:
         return sum(1 for lease in self._leases.values() if lease.closed is None)
 
     def grant(
-        self, trial_id: int, trial: optuna.Trial, conn_id: int, worker: dict[str, Any]
+        self,
+        trial_id: int,
+        trial: optuna.Trial,
+        conn_id: int,
+        worker: dict[str, Any],
+        profile: str | None = None,
     ) -> Lease:
         now = self._clock()
-        lease = self._leases[trial_id] = Lease(trial, conn_id, worker, now, now)
+        lease = self._leases[trial_id] = Lease(trial, conn_id, worker, now, now, profile=profile)
         return lease
+
+    def park(self, trial_id: int, trial: optuna.Trial, profile: str) -> Lease:
+        """A new trial made for ``profile``, not for the worker that asked: it waits, RUNNING
+        and held by no connection, for a worker of its profile (:meth:`take_parked`)."""
+        now = self._clock()
+        lease = Lease(trial, None, {}, now, now, profile=profile, parked=True)
+        self._leases[trial_id] = lease
+        self._parked.append(trial_id)
+        return lease
+
+    def parked_ids(self) -> list[int]:
+        """The parked trials, oldest first."""
+        self._parked = [tid for tid in self._parked if self._is_parked(tid)]
+        return list(self._parked)
+
+    def take_parked(
+        self, conn_id: int, profile: str | None, worker: dict[str, Any]
+    ) -> Lease | None:
+        """Start the oldest trial parked for ``profile`` on ``conn_id``, or return ``None``."""
+        for trial_id in self.parked_ids():
+            lease = self._leases[trial_id]
+            if lease.profile == profile:
+                self._parked.remove(trial_id)
+                lease.parked = False
+                lease.conn_id, lease.worker = conn_id, worker
+                lease.started = lease.last_seen = self._clock()
+                return lease
+        return None
+
+    def _is_parked(self, trial_id: int) -> bool:
+        lease = self._leases.get(trial_id)
+        return lease is not None and lease.parked and lease.closed is None
 
     def touch(self, trial_id: int, conn_id: int | None = None) -> Lease:
         """The lease of a running trial, marked alive now; raises if it is not running, or,
@@ -200,12 +251,13 @@ class LeaseTable:
         self._suspended = [tid for tid in self._suspended if self._is_suspended(tid)]
         return list(self._suspended)
 
-    def take_suspended(self, conn_id: int) -> Lease | None:
-        """Hand the trial that has waited longest to resume to ``conn_id``, or ``None``."""
-        while self._suspended:
-            trial_id = self._suspended.pop(0)
-            if self._is_suspended(trial_id):
-                lease = self._leases[trial_id]
+    def take_suspended(self, conn_id: int, profile: str | None = None) -> Lease | None:
+        """Hand the trial that has waited longest to resume to ``conn_id``, or ``None``; one of
+        another resource profile than ``profile`` waits for a worker of its own."""
+        for trial_id in self.suspended_ids():
+            lease = self._leases[trial_id]
+            if lease.profile in (None, profile):
+                self._suspended.remove(trial_id)
                 lease.conn_id = conn_id
                 lease.last_seen = self._clock()
                 return lease
@@ -279,7 +331,7 @@ class LeaseTable:
         now = self._clock()
         out = []
         for trial_id, lease in self._leases.items():
-            if lease.closed is not None or lease.suspended:
+            if lease.closed is not None or lease.waiting:
                 continue
             silent = now - lease.last_seen
             if silent > self.heartbeat_grace and not lease.busy:
@@ -292,6 +344,13 @@ class LeaseTable:
                 reason = f"timeout: the trial ran longer than {self.trial_timeout:g} s"
                 out.append(Expiry(trial_id, reason, lost=False))
         return out
+
+
+def worker_key(worker: m.WorkerInfo, conn_id: int) -> Hashable:
+    """One worker, for counting those told to stop: its Spark partition (within its
+    profile's stage), else its connection."""
+    key = worker.partition if worker.partition is not None else f"c{conn_id}"
+    return key if worker.profile is None else (worker.profile, key)
 
 
 def worker_record(worker: m.WorkerInfo, run_id: str) -> dict[str, Any]:

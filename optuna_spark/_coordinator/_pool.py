@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from optuna_spark._coordinator._handout import Verdict
+from optuna_spark._coordinator._leases import worker_key
 from optuna_spark._coordinator._run import StudyRun
 from optuna_spark._coordinator._state import Changes
 from optuna_spark._coordinator._state import StopReason
@@ -98,7 +99,7 @@ class RunPool:
 
     def _try(self, conn_id: int, worker: m.WorkerInfo) -> m.PoolAskReply | Verdict:
         stop = True
-        for run in self._order():
+        for run in self._order(worker.profile):
             answer = run.try_ask(conn_id, worker, dismiss=False)
             if isinstance(answer, m.AskReply):
                 return m.PoolAskReply(
@@ -107,9 +108,10 @@ class RunPool:
             stop = stop and answer is Verdict.STOP
         return Verdict.STOP if stop else Verdict.WAIT
 
-    def _order(self) -> list[StudyRun]:
-        """The runs still handing out trials, the neediest first: a lost trial to resume
-        before anything new (as in one run), then the fewest trials in flight, then the
+    def _order(self, profile: str | None) -> list[StudyRun]:
+        """The runs still handing out trials, the neediest first: a trial made already (lost,
+        to resume, or parked for the worker's ``profile``) before anything new (as in one
+        run), then the fewest trials in flight, then the
         fewest started; ties in turn, so that equal studies share the workers evenly."""
         with self._lock:
             turn, self._turn = self._turn, (self._turn + 1) % len(self.runs)
@@ -117,7 +119,7 @@ class RunPool:
         live = [(i, run) for i, run in enumerate(self.runs) if not run.done]
         live.sort(
             key=lambda p: (
-                not p[1].has_trials_to_resume,
+                not p[1].has_trials_waiting(profile),
                 p[1].n_in_flight,
                 p[1].n_started,
                 (p[0] - turn) % n,
@@ -126,9 +128,8 @@ class RunPool:
         return [run for _, run in live]
 
     def _dismiss(self, worker: m.WorkerInfo, conn_id: int) -> None:
-        who = worker.partition if worker.partition is not None else f"c{conn_id}"
         with self._lock:
-            self._dismissed.add(who)
+            self._dismissed.add(worker_key(worker, conn_id))
         self.changes.notify()
 
     def worker_spec(

@@ -33,6 +33,7 @@ from optuna_spark._coordinator._handout import Handout
 from optuna_spark._coordinator._handout import Verdict
 from optuna_spark._coordinator._leases import Lease
 from optuna_spark._coordinator._leases import LeaseTable
+from optuna_spark._coordinator._leases import worker_key
 from optuna_spark._coordinator._leases import worker_record
 from optuna_spark._coordinator._outcome import Tell
 from optuna_spark._coordinator._outcome import outcome_of
@@ -316,34 +317,47 @@ class StudyRun(RunViews):
         something changes: :attr:`wakeups` is signalled then) or ``STOP`` (this run hands out
         nothing more; the worker is told to stop unless ``dismiss`` is false, as in a pool
         where other studies still have work)."""
-        with self._lock:
-            if (
-                worker.executor_id is not None
-                and worker.executor_id in self._leases.decommissioned
-            ):
-                if dismiss:
-                    self._dismiss(worker, conn_id)  # its executor is going away
-                return Verdict.STOP
-            # A lost trial resumes before anything new starts.
-            lease = None if self._state.interrupting else self._leases.take_suspended(conn_id)
-        if lease is not None:
-            resumed = self._resume(conn_id, worker, lease)
-            return Verdict.STOP if resumed is None else resumed
-        with self._sampler_lock:
-            availability = self._availability()
+        while True:
             with self._lock:
-                verdict = self._handout.reserve(
-                    self._state, availability, self._retries, self._may_resume, self._room()
-                )
-                if verdict is Verdict.STOP:
+                if (
+                    worker.executor_id is not None
+                    and worker.executor_id in self._leases.decommissioned
+                ):
                     if dismiss:
-                        self._dismiss(worker, conn_id)
-                    self._check_done()
-                    return verdict
-            if verdict is Verdict.START:
-                made = self._make_trial(conn_id, worker)
-                return Verdict.STOP if made is None else made
-        return verdict
+                        self._dismiss(worker, conn_id)  # its executor is going away
+                    return Verdict.STOP
+                # A lost trial resumes, and a trial made for this worker's profile starts,
+                # before anything new.
+                lease = None
+                if not self._state.interrupting:
+                    lease = self._leases.take_suspended(conn_id, worker.profile)
+                parked = None
+                if lease is None and self.config.profiles is not None:
+                    record = worker_record(worker, self.run_id)
+                    parked = self._leases.take_parked(conn_id, worker.profile, record)
+            if lease is not None:
+                resumed = self._resume(conn_id, worker, lease)
+                return Verdict.STOP if resumed is None else resumed
+            if parked is not None:
+                started = self._start_parked(conn_id, worker, parked)
+                return Verdict.STOP if started is None else started
+            with self._sampler_lock:
+                availability = self._availability()
+                with self._lock:
+                    verdict = self._handout.reserve(
+                        self._state, availability, self._retries, self._may_resume, self._room()
+                    )
+                    if verdict is Verdict.STOP:
+                        if dismiss:
+                            self._dismiss(worker, conn_id)
+                        self._check_done()
+                        return verdict
+                if verdict is Verdict.START:
+                    made = self._make_trial(conn_id, worker)
+                    if made is not Verdict.WAIT:  # else: parked for another profile
+                        return Verdict.STOP if made is None else made
+                    continue
+            return verdict
 
     def check_free(self, conn_id: int) -> None:
         """Refuse an ask from a connection that still holds one of this run's trials."""
@@ -351,19 +365,26 @@ class StudyRun(RunViews):
             self._leases.check_free(conn_id)
 
     def _room(self) -> bool:
-        """Whether ``max_concurrent_trials`` lets one more trial start (under the lock)."""
+        """Whether ``max_concurrent_trials`` lets one more trial start, and the trials waiting
+        for a worker of their profile leave room for one more (under the lock)."""
         cap = self.config.max_concurrent_trials
-        return cap is None or self._leases.n_running + self._handout.n_making < cap
+        if cap is not None and self._leases.n_running + self._handout.n_making >= cap:
+            return False
+        profiles = self.config.profiles
+        return profiles is None or len(self._leases.parked_ids()) < sum(profiles.workers.values())
 
     def _availability(self) -> Availability:
         if self._finite is None:
             return Availability.READY
         return self._finite.availability(self._sampler_study)
 
-    def _make_trial(self, conn_id: int, worker: m.WorkerInfo) -> m.AskReply | None:
-        """Make the trial :meth:`ask` reserved, and lease it to the worker."""
+    def _make_trial(self, conn_id: int, worker: m.WorkerInfo) -> m.AskReply | Verdict | None:
+        """Make the trial :meth:`ask` reserved, and lease it to the worker; or park it for a
+        worker of its profile (``WAIT``: ask again)."""
         try:
-            trial, record = _asking.make_trial(self._sampler_study, worker, self.run_id)
+            trial, record, profile = _asking.make_trial(
+                self._sampler_study, worker, self.run_id, self.config.profiles
+            )
         except BaseException as e:
             with self._lock:
                 self._handout.unmade()
@@ -380,14 +401,36 @@ class StudyRun(RunViews):
         with self._lock:
             self._handout.made()
             self._retries.started(trial_id)
-            self._leases.grant(trial_id, trial, conn_id, record)
+            if record is None:
+                self._leases.park(trial_id, trial, profile or "")
+            else:
+                self._leases.grant(trial_id, trial, conn_id, record, profile)
             if self._closing is not None:
                 # The run was closed (Ctrl-C, the job gone) while this trial was made.
                 self._end_on_driver(trial_id, self._closing)
                 self._dismiss(worker, conn_id)
                 self._check_done()
                 return None
+        if record is None:
+            self._wake_asks()  # a worker of its profile may be waiting
+            return Verdict.WAIT
         return m.AskReply(trial_id, trial.number, self.study.study_name)
+
+    def _start_parked(self, conn_id: int, worker: m.WorkerInfo, lease: Lease) -> m.AskReply | None:
+        """Start the parked trial of ``lease`` (already held by ``conn_id``) on the worker."""
+        trial_id = optuna_adapter.trial_id_of(lease.trial)
+        try:
+            _asking.start_parked(self.study, trial_id, lease.worker)
+        except Exception as e:
+            with self._lock:
+                self._state.fail(e)
+                self._end_on_driver(trial_id, f"the driver failed while starting it: {e!r}")
+        with self._lock:
+            if lease.closed is not None:  # the run was closed meanwhile, or the write failed
+                self._dismiss(worker, conn_id)
+                self._check_done()
+                return None
+        return m.AskReply(trial_id, lease.number, self.study.study_name)
 
     def _resume(self, conn_id: int, worker: m.WorkerInfo, lease: Lease) -> m.AskReply | None:
         """Hand the suspended trial of ``lease`` (already held by ``conn_id``) to the worker."""
@@ -554,7 +597,7 @@ class StudyRun(RunViews):
         self._wakeups.notify()
 
     def _dismiss(self, worker: m.WorkerInfo, conn_id: int) -> None:
-        self._dismissed.add(worker.partition if worker.partition is not None else f"c{conn_id}")
+        self._dismissed.add(worker_key(worker, conn_id))
         self.changes.notify()
 
     def _check_done_locked(self) -> None:
@@ -565,9 +608,12 @@ class StudyRun(RunViews):
         """End the run once nothing runs, nothing is being made or recorded, and nothing will
         start. The end itself (failing unstarted retries, the final stamp) is written by the
         finisher, after which the run is DONE."""
-        if self._state.interrupting:  # a lost trial does not resume once the run stops
+        if self._state.interrupting:  # a lost or parked trial does not start once it stops
             why = f"worker lost, not resumed: the optimization is stopping ({self._state.reason})"
             for trial_id in self._leases.suspended_ids():
+                self._end_on_driver(trial_id, self._closing or why)
+            why = f"not started: the optimization is stopping ({self._state.reason})"
+            for trial_id in self._leases.parked_ids():
                 self._end_on_driver(trial_id, self._closing or why)
         if self._ending or self._leases or self._handout.n_making or self._recorder.busy:
             return

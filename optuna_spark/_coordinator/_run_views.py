@@ -84,11 +84,14 @@ class RunViews:
         self.changes = changes
         self._wakeups = wakeups
 
-    @property
-    def has_trials_to_resume(self) -> bool:
-        """Whether a trial whose worker was lost waits for a worker to resume it."""
+    def has_trials_waiting(self, profile: str | None = None) -> bool:
+        """Whether a trial made already waits for a worker of ``profile``: one to resume (its
+        worker lost) or, with resources chosen per trial, one parked for that profile."""
         with self._lock:
-            return bool(self._leases.suspended_ids())
+            leases = self._leases
+            waiting = [leases.lease_of(tid) for tid in leases.suspended_ids()]
+            waiting += [leases.lease_of(tid) for tid in leases.parked_ids()]
+            return any(lease is not None and lease.profile in (None, profile) for lease in waiting)
 
     @property
     def n_dismissed(self) -> int:

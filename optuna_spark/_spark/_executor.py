@@ -33,17 +33,23 @@ from optuna_spark._spark._many import on_one_storage
 from optuna_spark._spark._many import per_study
 from optuna_spark._spark._many import refuse_cluster_coordinator
 from optuna_spark._spark._many import split_studies
+from optuna_spark._spark._many import total_trials
 from optuna_spark._spark._many import with_limits
 from optuna_spark._spark._on_driver import DriverPlacement
 from optuna_spark._spark._pool import PoolPlacement
+from optuna_spark._spark._resources import TrialResources
+from optuna_spark._spark._resources import check_by_trial
 from optuna_spark._spark._resources import check_resources
 from optuna_spark._spark._resources import task_profile
 from optuna_spark._spark._settings import CallOptions
 from optuna_spark._spark._settings import RunSettings
+from optuna_spark._spark._stages import profile_choice
+from optuna_spark._spark._stages import stages_for
 from optuna_spark._spark._supervise import run_placement
 from optuna_spark._validate import check_positive
 from optuna_spark.checkpoint._api import default_store
 from optuna_spark.wire.spec import Callback
+from optuna_spark.wire.spec import ProfileChoice
 from optuna_spark.wire.spec import RunConfig
 from optuna_spark.wire.spec import Sampling
 from optuna_spark.wire.spec import check_resume_lost_trials
@@ -130,7 +136,9 @@ class SparkExecutor:
             (stage-level scheduling), so each trial gets those cores and GPUs whatever the
             session's defaults. GPUs are exposed as ``CUDA_VISIBLE_DEVICES`` and recorded on
             the trial. A fraction shares a GPU: ``{"gpus": 0.25}`` runs four trials on each.
-            Needs a standalone, YARN or Kubernetes cluster (not local mode).
+            Or a :class:`~optuna_spark.TrialResources`: a few named profiles, each trial run
+            under the one its parameters call for. Needs a standalone, YARN or Kubernetes
+            cluster (not local mode).
         log_to_driver: Echo what objectives print and log on the workers here, each line
             prefixed with its trial's number (above the progress bar); with
             ``coordinator="cluster"``, each trial's kept output once it has finished. Either
@@ -183,7 +191,7 @@ class SparkExecutor:
         storage_grace: float = 60.0,
         sampling: Sampling = "driver",
         coordinator: Coordinator = "auto",
-        resources: Mapping[str, float] | None = None,
+        resources: Mapping[str, float] | TrialResources | None = None,
         log_to_driver: bool = True,
         log_artifact_store: Any = None,
         tls_certfile: str | None = None,
@@ -226,7 +234,13 @@ class SparkExecutor:
         )
         self._coordinator = coordinator
         self._probed: dict[tuple[int, str], bool] = {}  # "auto"'s answers, per session
-        self._resources = check_resources(resources)
+        self._by_trial: TrialResources | None = None
+        self._resources: dict[str, float] | None = None
+        if isinstance(resources, TrialResources):
+            check_by_trial(sampling, coordinator)
+            self._by_trial = resources
+        else:
+            self._resources = check_resources(resources)
         self._log_to_driver = log_to_driver
         self._tls = (tls_certfile, tls_keyfile)
         self._tls_server_hostname = tls_server_hostname
@@ -289,9 +303,11 @@ class SparkExecutor:
         where = self._resolve_coordinator(study)
         if where == "cluster":
             check_cluster_options(self._tls[0], self._service_host)
+            if self._by_trial is not None:
+                check_by_trial(self._settings.sampling, where)
         spark = self.spark
-        config = _with_local_checkpoints(spark, config)
-        options = self._call_options(spark, gc_after_trial, show_progress_bar)
+        options = self._call_options(spark, gc_after_trial, show_progress_bar, config.n_trials)
+        config = _for_call(spark, config, profile_choice(self._by_trial, options))
         if where == "driver":
             warn_if_no_task_retries(spark)
         place = ClusterPlacement if where == "cluster" else DriverPlacement
@@ -387,9 +403,11 @@ class SparkExecutor:
             refuse_cluster_coordinator()
         spark = self.spark
         warn_if_no_task_retries(spark)
-        options = self._call_options(spark, gc_after_trial, show_progress_bar)
+        n_total = total_trials([configs[s.study_name] for s in chosen])
+        options = self._call_options(spark, gc_after_trial, show_progress_bar, n_total)
+        choice = profile_choice(self._by_trial, options)
         runs = [
-            StudyRun.from_config(s, _with_local_checkpoints(spark, configs[s.study_name]))
+            StudyRun.from_config(s, _for_call(spark, configs[s.study_name], choice))
             for s in chosen
         ]
         run_placement(PoolPlacement(spark, options, runs, funcs, catch))
@@ -430,7 +448,11 @@ class SparkExecutor:
         )
 
     def _call_options(
-        self, spark: SparkSession, gc_after_trial: bool, show_progress_bar: bool
+        self,
+        spark: SparkSession,
+        gc_after_trial: bool,
+        show_progress_bar: bool,
+        n_trials: int | None,
     ) -> CallOptions:
         return CallOptions(
             settings=self._settings,
@@ -443,6 +465,7 @@ class SparkExecutor:
             log_to_driver=self._log_to_driver,
             gc_after_trial=gc_after_trial,
             show_progress_bar=show_progress_bar,
+            stages=stages_for(spark, self._by_trial, self._n_workers, n_trials),
         )
 
     def _profile(self, spark: SparkSession) -> Any:
@@ -450,12 +473,14 @@ class SparkExecutor:
         return None if self._resources is None else task_profile(spark, self._resources)
 
 
-def _with_local_checkpoints(spark: SparkSession, config: RunConfig) -> RunConfig:
-    """On a local-mode session (executors on this machine), checkpoints go to this machine's
-    default directory unless a store was given."""
+def _for_call(spark: SparkSession, config: RunConfig, profiles: ProfileChoice | None) -> RunConfig:
+    """``config`` with the call's resource profiles; on a local-mode session (executors on
+    this machine), with checkpoints in this machine's default directory unless a store was
+    given."""
     local = not _session.is_connect(spark) and _session.is_local_master(
         _session.master(spark) or ""
     )
-    if config.checkpoint_store is not None or not local:
-        return config
-    return dataclasses.replace(config, checkpoint_store=default_store())
+    store = config.checkpoint_store
+    if store is None and local:
+        store = default_store()
+    return dataclasses.replace(config, checkpoint_store=store, profiles=profiles)

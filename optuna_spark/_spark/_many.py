@@ -111,3 +111,9 @@ def with_limits(
     return dataclasses.replace(
         config, n_trials=n_trials, timeout=timeout, max_concurrent_trials=cap
     )
+
+
+def total_trials(configs: Sequence[RunConfig]) -> int | None:
+    """The trials of all the runs together, if each has an ``n_trials``."""
+    limits = [config.n_trials for config in configs]
+    return None if None in limits else sum(limit or 0 for limit in limits)

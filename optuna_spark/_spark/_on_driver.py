@@ -23,6 +23,8 @@ from optuna_spark._spark._job import SparkJob
 from optuna_spark._spark._progress import ProgressBar
 from optuna_spark._spark._settings import CallOptions
 from optuna_spark._spark._settings import n_workers_for
+from optuna_spark._spark._stages import JobSet
+from optuna_spark._spark._stages import worker_jobs
 from optuna_spark._spark._supervise import interrupt
 from optuna_spark._spark._supervise import supervise
 from optuna_spark._worker._spark_task import make_task
@@ -59,7 +61,7 @@ class DriverPlacement:
         self._func = func
         self._catch = catch
         self.run = StudyRun.from_config(study, config)
-        self.n_workers = n_workers_for(
+        self.n_workers = options.stages_workers or n_workers_for(
             options.n_workers, _session.default_parallelism(spark), config.n_trials
         )
         self._server = server_for(spark, study, options)
@@ -67,7 +69,7 @@ class DriverPlacement:
         self._echo: OutputEcho | None = None
         self._progress: ProgressBar | None = None
         self._watcher: Any = None
-        self._job: SparkJob | None = None
+        self._job: SparkJob | JobSet | None = None
 
     def start(self) -> None:
         run = self.run
@@ -154,7 +156,7 @@ def _job(
     func: Any,
     catch: tuple[type[Exception], ...],
     options: CallOptions,
-) -> SparkJob:
+) -> SparkJob | JobSet:
     """The Spark job whose tasks serve ``run`` (not started yet)."""
     settings = options.settings
     spec = run.worker_spec(
@@ -163,12 +165,15 @@ def _job(
         exit_if_stuck_after=settings.exit_if_stuck_after,
         gc_after_trial=options.gc_after_trial,
     )
-    return SparkJob(
+    log = quiet_log(spark)
+    return worker_jobs(
         spark,
         name=f"optuna-spark: study '{run.study.study_name}' on {n_workers} workers",
         group=f"optuna-spark-{run.run_id}",
         n_workers=n_workers,
-        task=make_task(spec, func, catch, quiet_log(spark)),
+        spec=spec,
+        task_of=lambda spec: make_task(spec, func, catch, log),
         on_end=run.changes.notify,
         profile=options.profile,
+        stages=options.stages,
     )

@@ -24,6 +24,8 @@ from optuna_spark._spark._on_driver import server_for
 from optuna_spark._spark._pool_progress import PoolProgress
 from optuna_spark._spark._settings import CallOptions
 from optuna_spark._spark._settings import n_workers_for
+from optuna_spark._spark._stages import JobSet
+from optuna_spark._spark._stages import worker_jobs
 from optuna_spark._spark._supervise import Job
 from optuna_spark._spark._supervise import interrupt
 from optuna_spark._spark._supervise import let_workers_go
@@ -56,7 +58,7 @@ class PoolPlacement:
         self._funcs = dict(funcs)
         self._catch = catch
         self.pool = RunPool(runs)
-        self.n_workers = n_workers_for(
+        self.n_workers = options.stages_workers or n_workers_for(
             options.n_workers, _session.default_parallelism(spark), self.pool.n_trials
         )
         self._server = server_for(spark, runs[0].study, options)
@@ -64,7 +66,7 @@ class PoolPlacement:
         self._echo: OutputEcho | None = None
         self._progress: PoolProgress | None = None
         self._watcher: Any = None
-        self._job: SparkJob | None = None
+        self._job: SparkJob | JobSet | None = None
 
     def start(self) -> None:
         pool = self.pool
@@ -81,7 +83,7 @@ class PoolPlacement:
         self._job = self._make_job()
         self._job.start()
 
-    def _make_job(self) -> SparkJob:
+    def _make_job(self) -> SparkJob | JobSet:
         settings, options, pool = self._options.settings, self._options, self.pool
         spec = pool.worker_spec(
             dataclasses.replace(
@@ -91,14 +93,17 @@ class PoolPlacement:
             exit_if_stuck_after=settings.exit_if_stuck_after,
             gc_after_trial=options.gc_after_trial,
         )
-        return SparkJob(
+        log = quiet_log(self._spark)
+        return worker_jobs(
             self._spark,
             name=f"optuna-spark: {len(pool.runs)} studies on {self.n_workers} workers",
             group=f"optuna-spark-{pool.pool_id}",
             n_workers=self.n_workers,
-            task=make_task(spec, self._funcs, self._catch, quiet_log(self._spark)),
+            spec=spec,
+            task_of=lambda spec: make_task(spec, self._funcs, self._catch, log),
             on_end=pool.changes.notify,
             profile=options.profile,
+            stages=options.stages,
         )
 
     def follow(self) -> None:

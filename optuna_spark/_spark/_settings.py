@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 from optuna_spark.wire.spec import Callback
@@ -113,3 +114,10 @@ class CallOptions:
     log_to_driver: bool
     gc_after_trial: bool
     show_progress_bar: bool
+    #: With ``TrialResources``: each profile's ``Stage`` (workers, ``ResourceProfile``).
+    stages: Mapping[str, Any] | None = None
+
+    @property
+    def stages_workers(self) -> int | None:
+        """The workers of every profile's stage, with ``TrialResources``."""
+        return None if self.stages is None else sum(s.n_workers for s in self.stages.values())

@@ -70,7 +70,7 @@ def run_worker(
             ``executor_id`` ...) fill those fields; any other key is kept under ``extra``.
     """
     check_catch(catch)
-    worker = worker_info(info or {})
+    worker = worker_info({**(info or {}), "profile": spec.profile})
     conn = Connection(spec.endpoint)
     # One storage for every trial's ``trial.study``; it connects on first use only, and
     # writes to the trial on ``conn``, which holds it.

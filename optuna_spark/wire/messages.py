@@ -21,7 +21,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 #: Bumped whenever a message changes shape; both ends must speak the same version.
-PROTOCOL_VERSION = 7
+PROTOCOL_VERSION = 8
 
 #: What a categorical parameter may be on the wire (Optuna's ``CategoricalChoiceType``).
 Choice = None | bool | int | float | str
@@ -108,6 +108,7 @@ class WorkerInfo(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown
     task_attempt_id: int | None = None
     executor_id: str | None = None
     gpus: list[str] | None = None
+    profile: str | None = None  # the resource profile it serves (trials made for it only)
     extra: dict[str, str | int | float | bool | None] = {}
 
 

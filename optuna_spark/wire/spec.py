@@ -38,6 +38,47 @@ def check_sampling_place(sampling: object) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProfileChoice:
+    """Trials handed out by resource profile: each worker serves one profile (its Spark
+    stage's resources), and each new trial runs on a worker of the profile ``choose`` names.
+
+    Attributes:
+        choose: Called by the run with each new ``optuna.Trial``, under its sampler, before
+            the trial is handed out: it suggests the parameters that decide the trial's
+            resources (as the objective will) and returns the name of a profile.
+        workers: How many workers each profile has, by name. A trial made for another
+            profile than the asking worker's waits for one of its own; at most as many
+            trials wait as there are workers in all.
+    """
+
+    choose: Callable[[optuna.Trial], str]
+    workers: Mapping[str, int]
+
+    def __post_init__(self) -> None:
+        if not callable(self.choose):
+            raise TypeError(f"choose must be callable, but got {self.choose!r}.")
+        workers = dict(self.workers)
+        if not workers or not all(
+            isinstance(name, str) and isinstance(n, int) and not isinstance(n, bool) and n > 0
+            for name, n in workers.items()
+        ):
+            raise ValueError(
+                "workers must map each profile's name to its number of workers (a positive "
+                f"int), but got {self.workers!r}."
+            )
+        object.__setattr__(self, "workers", workers)
+
+    def check(self, name: object) -> str:
+        """``name``, which ``choose`` returned, if it names a profile; else a clear error."""
+        if not isinstance(name, str) or name not in self.workers:
+            raise ValueError(
+                f"The resource profile chooser returned {name!r}, which is not one of the "
+                f"profiles {sorted(self.workers)}: return the name of one of them."
+            )
+        return name
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """What one distributed optimization is told (:class:`~optuna_spark.remote.StudyRun`).
 
@@ -84,6 +125,8 @@ class RunConfig:
         max_concurrent_trials: How many of this run's trials may be in flight at once
             (``None``: as many as there are workers). Lower it so that an adaptive sampler
             learns from its own results between trials, as in a pool of many studies.
+        profiles: Hand each trial to a worker of the resource profile its parameters call
+            for (:class:`ProfileChoice`); ``None``: any worker runs any trial.
     """
 
     n_trials: int | None = None
@@ -100,6 +143,7 @@ class RunConfig:
     sampling: Sampling = "driver"
     log_artifact_store: Any = None
     max_concurrent_trials: int | None = None
+    profiles: ProfileChoice | None = None
 
     def __post_init__(self) -> None:
         check_n_trials(self.n_trials)
@@ -110,6 +154,11 @@ class RunConfig:
         check_positive("heartbeat_grace", self.heartbeat_grace)
         check_positive("trial_timeout", self.trial_timeout)
         check_sampling_place(self.sampling)
+        if self.profiles is not None and self.sampling != "driver":
+            raise ValueError(
+                "Resources chosen by a trial's parameters need sampling='driver': the run "
+                "samples those parameters before it knows which worker runs the trial."
+            )
         callbacks = tuple(self.callbacks)
         for callback in callbacks:
             if not callable(callback):
@@ -183,6 +232,8 @@ class WorkerSpec:
             hands out trials of any of its studies.
         samplers: With ``pool``, the sampler and pruner of each run that samples on its
             workers, by run id.
+        profile: The resource profile this worker serves (see :class:`ProfileChoice`):
+            it is handed only trials made for that profile.
     """
 
     endpoint: Endpoint
@@ -198,6 +249,7 @@ class WorkerSpec:
     samplers: Mapping[str, tuple[optuna.samplers.BaseSampler, optuna.pruners.BasePruner]] = (
         dataclasses.field(default_factory=dict)
     )
+    profile: str | None = None
 
     def __post_init__(self) -> None:
         check_positive("heartbeat_interval", self.heartbeat_interval)

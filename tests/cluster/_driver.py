@@ -79,6 +79,54 @@ def run_with_fractional_gpus(spark: SparkSession, storage: str) -> None:
     )
 
 
+def by_layers(trial: optuna.Trial) -> str:
+    return "large" if trial.suggest_int("layers", 1, 16) > 8 else "small"
+
+
+def layered_objective(trial: optuna.trial.BaseTrial) -> float:
+    import os
+    import time
+
+    layers = trial.suggest_int("layers", 1, 16)  # the value by_layers drew on the driver
+    trial.set_user_attr("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
+    time.sleep(0.2)
+    return layers + trial.suggest_float("x", 0, 1)
+
+
+def run_with_trial_resources(spark: SparkSession, storage: str) -> None:
+    """Two executors of 2 cores and 1 GPU; a small trial needs a core, a large one a whole
+    executor (2 cores and its GPU): each runs under the profile its parameters call for."""
+    from optuna_spark import TrialResources
+
+    study = optuna.create_study(
+        study_name="profiles", storage=storage, sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    resources = TrialResources(
+        {"small": {"cpus": 1}, "large": {"cpus": 2, "gpus": 1}}, by_layers, n_workers=1
+    )
+    SparkExecutor(spark, resources=resources).optimize(study, layered_objective, n_trials=16)
+    trials = optuna.load_study(study_name="profiles", storage=storage).trials
+    print(
+        json.dumps(
+            {
+                "n": len(trials),
+                "states": sorted({t.state.name for t in trials}),
+                "ran": sorted(
+                    {
+                        (
+                            "large" if t.params["layers"] > 8 else "small",
+                            t.system_attrs["optuna_spark:worker"]["profile"],
+                            str(t.system_attrs["optuna_spark:worker"].get("gpus")),
+                            str(t.user_attrs["CUDA_VISIBLE_DEVICES"]),
+                        )
+                        for t in trials
+                    }
+                ),
+            }
+        )
+    )
+
+
 def slow_objective(trial: optuna.trial.BaseTrial) -> float:
     import time
 
@@ -139,7 +187,7 @@ def main(master: str, storage: str, mode: str = "") -> None:
         builder = builder.config("spark.executor.resource.gpu.amount", "1").config(
             "spark.task.resource.gpu.amount", "1"
         )
-    if mode == "--fractional-gpus":
+    if mode in ("--fractional-gpus", "--profiles"):
         builder = builder.config("spark.executor.resource.gpu.amount", "1")
     if mode == "--dynamic":
         for key, value in DYNAMIC.items():
@@ -159,6 +207,7 @@ def main(master: str, storage: str, mode: str = "") -> None:
         "--resources": run_with_resources,
         "--fractional-gpus": run_with_fractional_gpus,
         "--dynamic": run_with_dynamic_allocation,
+        "--profiles": run_with_trial_resources,
     }
     if mode in special:
         special[mode](spark, storage)

@@ -76,6 +76,20 @@ def test_fractional_gpus_share_each_gpu_among_trials(
     assert len(result["executors"]) == 2
 
 
+def test_trial_resources_run_each_trial_under_the_profile_its_parameters_call_for(
+    standalone_master: str, tmp_path: Path
+) -> None:
+    # One stage per profile: the small trials on a core, the large ones on a whole executor
+    # with its (pretend) GPU, each trial on a worker of the profile its "layers" chose.
+    result = _run_driver(standalone_master, tmp_path, "--profiles")
+    assert result["n"] == 16
+    assert result["states"] == ["COMPLETE"]
+    assert result["ran"] == [
+        ["large", "large", "['0']", "0"],
+        ["small", "small", "None", "None"],
+    ]
+
+
 def test_dynamic_allocation_scales_out_and_releases_the_executors(
     standalone_master: str, tmp_path: Path
 ) -> None:

@@ -120,3 +120,26 @@ def test_only_the_holding_connection_may_act_on_a_trial() -> None:
     with pytest.raises(PermissionError, match="Trial 1 is held by another worker's connection"):
         table.touch(trial_id, 0)
     assert table.touch(trial_id).number == 1  # the run itself may always
+
+
+def test_parked_and_suspended_trials_go_only_to_a_worker_of_their_profile() -> None:
+    clock = _Clock()
+    study = optuna.create_study()
+    big, small, lost = (study.ask() for _ in range(3))
+    table = LeaseTable(heartbeat_grace=10.0, clock=clock)
+    table.park(trial_id_of(big), big, "large")
+    table.park(trial_id_of(small), small, "small")
+    table.grant(trial_id_of(lost), lost, conn_id=7, worker={"host": "h"}, profile="large")
+    table.suspend(trial_id_of(lost), {"reason": "worker lost"})
+    clock.now += 60  # nobody holds them: waiting is not silence
+    assert table.expired() == []
+
+    assert table.take_suspended(1, "small") is None
+    taken = table.take_parked(1, "small", {"host": "s"})
+    assert taken is not None and taken.trial is small and taken.started == clock.now
+    assert table.take_parked(2, "small", {"host": "s"}) is None
+    resumed = table.take_suspended(2, "large")
+    assert resumed is not None and resumed.trial is lost
+    parked = table.take_parked(3, "large", {"host": "l"})
+    assert parked is not None and parked.trial is big and parked.worker == {"host": "l"}
+    assert table.parked_ids() == [] and table.suspended_ids() == []

@@ -13,6 +13,7 @@ import pytest
 
 from optuna_spark import SparkExecutor
 from optuna_spark import SparkSetupError
+from optuna_spark import TrialResources
 from optuna_spark._spark._resources import check_resources
 from tests.spark import _objectives
 
@@ -56,3 +57,58 @@ def test_local_mode_cannot_schedule_resource_profiles(spark: object) -> None:
     # Nothing is left behind: the same study runs at once without resources.
     SparkExecutor(spark, n_workers=2).optimize(study, _objectives.quadratic, n_trials=2)  # type: ignore[arg-type]
     assert len(study.trials) == 2
+
+
+def _by_layers(trial: optuna.Trial) -> str:
+    return "large" if trial.suggest_int("layers", 1, 16) > 8 else "small"
+
+
+PROFILES = {"small": {"gpus": 1}, "large": {"gpus": 2}}
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        (({}, _by_layers), {}, ValueError, "non-empty dict of named resources"),
+        (({f"p{i}": {"cpus": 1} for i in range(9)}, _by_layers), {}, ValueError, "At most 8"),
+        (({"small": {"gpus": 0.75}}, _by_layers), {}, ValueError, "Profile 'small': .*0.5"),
+        (({"small": None}, _by_layers), {}, ValueError, "Profile 'small' must name"),
+        (({"": {"gpus": 1}}, _by_layers), {}, ValueError, "non-empty strings"),
+        ((PROFILES, "large"), {}, TypeError, "function of the trial"),
+        ((PROFILES, _by_layers), {"n_workers": {"huge": 2}}, ValueError, r"\['huge'\]"),
+        ((PROFILES, _by_layers), {"n_workers": 0}, ValueError, "positive int"),
+        ((PROFILES, _by_layers), {"n_workers": {"small": True}}, ValueError, "positive int"),
+    ],
+)
+def test_bad_trial_resources_are_refused_at_once(
+    args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        TrialResources(*args, **kwargs)
+
+
+def test_trial_resources_need_driver_sampling_and_the_driver_coordinator() -> None:
+    resources = TrialResources(PROFILES, _by_layers)
+    with pytest.raises(ValueError, match="TrialResources needs sampling='driver'"):
+        SparkExecutor(resources=resources, sampling="workers")
+    with pytest.raises(ValueError, match="TrialResources needs coordinator='driver'"):
+        SparkExecutor(resources=resources, coordinator="cluster")
+
+
+def test_trial_resources_give_each_profile_its_workers() -> None:
+    resources = TrialResources(PROFILES, _by_layers, n_workers={"large": 2})
+    assert resources.workers(default=6) == {"small": 6, "large": 2}
+    assert TrialResources(PROFILES, _by_layers, n_workers=3).workers(6) == {
+        "small": 3,
+        "large": 3,
+    }
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(120)
+def test_local_mode_cannot_schedule_trial_resources(spark: object) -> None:
+    study = optuna.create_study()
+    executor = SparkExecutor(spark, resources=TrialResources(PROFILES, _by_layers))  # type: ignore[arg-type]
+    with pytest.raises(SparkSetupError, match=r"local mode .*Drop resources="):
+        executor.optimize(study, _objectives.quadratic, n_trials=2)
+    assert study.trials == []
