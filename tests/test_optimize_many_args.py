@@ -102,3 +102,10 @@ def test_one_objective_shared_by_many_studies_is_pickled_once(
     studies = [optuna.create_study(study_name=f"s{k}", storage=storage) for k in range(5)]
     SparkExecutor(n_workers=2).optimize_many(studies, _objective, n_trials=0)  # checks only
     assert pickled == [_objective]
+
+
+def test_a_progress_bar_that_is_neither_on_off_nor_per_study_is_refused() -> None:
+    studies = [optuna.create_study(study_name=f"s{i}") for i in range(2)]
+    with pytest.raises(ValueError, match="True, False or 'studies'"):
+        SparkExecutor().optimize_many(studies, lambda t: 0.0, show_progress_bar="best")  # type: ignore[arg-type]
+    assert all(s.trials == [] for s in studies)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from optuna_spark._spark._pool_progress import PoolProgress
 from optuna_spark._spark._progress import ProgressBar
+from optuna_spark.remote import RunPool
 from optuna_spark.remote import StudyRun
 from tests._calls import ask
 from tests._calls import tell
@@ -86,3 +88,34 @@ def test_the_rate_counts_from_the_first_trial_not_from_spark_start_up() -> None:
     assert time.time() - bar._bar.start_t < 60  # dated back to the trial's start
     assert bar._bar.n == 1
     bar.close()
+
+
+def test_the_pool_bar_shows_a_line_per_study_with_its_best_on_request(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    storage = optuna.storages.InMemoryStorage()
+    runs = [
+        StudyRun(optuna.create_study(study_name=name, storage=storage), n_trials=2)
+        for name in ("north", "south")
+    ]
+    for run in runs:
+        run.start()
+    bar = PoolProgress(RunPool(runs), True, n_workers=2, per_study=True)
+    _finish(runs[0], 1, "values", 3.0)
+    _finish(runs[0], 1, "values", 1.5)
+    _finish(runs[1], 2, "pruned")
+    bar.close()
+    err = capfd.readouterr().err
+    assert "2 studies [2 workers]" in err and "3/4" in err  # the bar over all studies
+    assert "north: 100%" in err and "done=2 pruned=0 failed=0 best=1.5" in err
+    assert "south:  50%" in err and "done=0 pruned=1 failed=0" in err
+
+
+def test_the_pool_bar_alone_has_no_line_per_study(capfd: pytest.CaptureFixture[str]) -> None:
+    runs = [StudyRun(optuna.create_study(study_name="only"), n_trials=1)]
+    runs[0].start()
+    bar = PoolProgress(RunPool(runs), True, n_workers=1)
+    _finish(runs[0], 1, "values", 1.0)
+    bar.close()
+    err = capfd.readouterr().err
+    assert "1 study [1 workers]" in err and "best=" not in err

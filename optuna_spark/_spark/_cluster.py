@@ -254,7 +254,9 @@ class ClusterPlacement:
         if self._options.log_to_driver:
             self._echo = OutputEcho()
             self.view.listeners.append(echo_trial_log(self._echo))
-        self._progress = ProgressBar(self.view, self._options.show_progress_bar, self.n_workers)
+        self._progress = ProgressBar(
+            self.view, bool(self._options.show_progress_bar), self.n_workers
+        )
         self._job.start()
 
     def follow(self) -> None:

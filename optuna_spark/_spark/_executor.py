@@ -29,6 +29,7 @@ from optuna_spark._spark._cluster import ClusterPlacement
 from optuna_spark._spark._cluster import check_cluster_options
 from optuna_spark._spark._cluster import check_cluster_storage
 from optuna_spark._spark._coordinator_placement import Coordinator
+from optuna_spark._spark._many import check_bar
 from optuna_spark._spark._many import on_one_storage
 from optuna_spark._spark._many import per_study
 from optuna_spark._spark._many import refuse_cluster_coordinator
@@ -324,7 +325,7 @@ class SparkExecutor:
         catch: tuple[type[Exception], ...] = (),
         callbacks: Iterable[Callback] | None = None,
         gc_after_trial: bool = False,
-        show_progress_bar: bool = False,
+        show_progress_bar: bool | Literal["studies"] = False,
     ) -> None:
         """Optimize many studies at once on one Spark job and one pool of workers.
 
@@ -349,7 +350,9 @@ class SparkExecutor:
             catch: Exception types that fail a trial without stopping its study.
             callbacks: ``callback(study, frozen_trial)`` after each trial of any study.
             gc_after_trial: Run ``gc.collect()`` on the worker after each trial.
-            show_progress_bar: One bar over the trials of all studies, with the studies done.
+            show_progress_bar: One bar over the trials of all studies, with the studies done;
+                ``"studies"``: also a line per study below it, with its trials and best
+                value (for a handful of studies: one terminal line each).
 
         Raises:
             Exception: An objective's uncaught exception stops its own study only; the others
@@ -379,6 +382,7 @@ class SparkExecutor:
                 SparkExecutor(n_workers=2).optimize_many(studies, objective, n_trials=10)
                 print([s.best_params for s in studies])
         """
+        check_bar(show_progress_bar)
         if self._coordinator == "cluster":
             refuse_cluster_coordinator()  # before the per-study checks of a cluster coordinator
         chosen, funcs = split_studies(studies, func)
@@ -451,7 +455,7 @@ class SparkExecutor:
         self,
         spark: SparkSession,
         gc_after_trial: bool,
-        show_progress_bar: bool,
+        show_progress_bar: bool | str,
         n_trials: int | None,
     ) -> CallOptions:
         return CallOptions(

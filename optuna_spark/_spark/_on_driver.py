@@ -77,7 +77,7 @@ class DriverPlacement:
         if self._options.log_to_driver:
             self._echo = OutputEcho()
             run.output_listeners.append(self._echo)
-        self._progress = ProgressBar(run, self._options.show_progress_bar, self.n_workers)
+        self._progress = ProgressBar(run, bool(self._options.show_progress_bar), self.n_workers)
         self._server.add_run(run)
         self._serving = True
         self._watcher = watch_decommissions(self._spark, run, bool(run.config.resume_lost_trials))

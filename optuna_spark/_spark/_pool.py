@@ -75,7 +75,8 @@ class PoolPlacement:
             self._echo = OutputEcho()
             for run in pool.runs:
                 run.output_listeners.append(self._echo.of_study(run.study.study_name))
-        self._progress = PoolProgress(pool, self._options.show_progress_bar, self.n_workers)
+        bar = self._options.show_progress_bar
+        self._progress = PoolProgress(pool, bool(bar), self.n_workers, per_study=bar == "studies")
         self._server.add_pool(pool)
         self._serving = True
         resumes = bool(pool.runs[0].config.resume_lost_trials)

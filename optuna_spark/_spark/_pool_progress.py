@@ -1,4 +1,5 @@
-"""The progress bar of ``optimize_many``: trials of every study, and studies done."""
+"""The progress bar of ``optimize_many``: trials of every study, and studies done; on
+request, a line per study below it, with its trials and best value."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from optuna_spark._coordinator import RunPool
+from optuna_spark._spark._progress import ProgressBar
 from optuna_spark._spark._progress import TqdmHandler
 from optuna_spark._spark._progress import logs_above_bar
 from optuna_spark._spark._progress import restore_logs
@@ -19,25 +21,35 @@ class PoolProgress:
     """Counts finished, pruned and failed trials over all studies, and the studies done.
 
     Its total is the sum of the studies' ``n_trials`` when each has one (else it counts
-    without a total); Optuna's log lines are written above it while it is shown.
+    without a total); Optuna's log lines are written above it while it is shown. With
+    ``per_study``, each study also has a bar of its own below it (a :class:`ProgressBar`:
+    its trials by state and its best value).
     """
 
-    def __init__(self, pool: RunPool, enabled: bool, n_workers: int) -> None:
+    def __init__(
+        self, pool: RunPool, enabled: bool, n_workers: int, *, per_study: bool = False
+    ) -> None:
         self._pool = pool
         self._lock = threading.Lock()
         self._counts: Counter[TrialState] = Counter()
         self._bar: tqdm | None = None
         self._handler: TqdmHandler | None = None
+        self._studies: list[ProgressBar] = []
         if not enabled:
             return
         self._bar = tqdm(
             total=pool.n_trials,
-            desc=f"{len(pool.runs)} studies [{n_workers} workers]",
+            desc=f"{_count(len(pool.runs), 'study', 'studies')} [{n_workers} workers]",
             unit="trial",
             dynamic_ncols=True,
         )
         for run in pool.runs:
             run.listeners.append(self._on_trial)
+        if per_study:
+            self._studies = [
+                ProgressBar(run, True, n_workers, position=i + 1, route_logs=False)
+                for i, run in enumerate(pool.runs)
+            ]
         self._handler = logs_above_bar()
 
     def _on_trial(self, trial: FrozenTrial) -> None:
@@ -55,8 +67,14 @@ class PoolProgress:
             self._bar.update(1)
 
     def close(self) -> None:
+        for bar in self._studies:
+            bar.close()
         if self._bar is not None:
             self._bar.close()
         if self._handler is not None:
             restore_logs(self._handler)
             self._handler = None
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

@@ -70,7 +70,18 @@ class ProgressBar:
     so that its rate and ETA are the trials'.
     """
 
-    def __init__(self, run: RunView, enabled: bool, n_workers: int) -> None:
+    def __init__(
+        self,
+        run: RunView,
+        enabled: bool,
+        n_workers: int,
+        *,
+        position: int | None = None,
+        route_logs: bool = True,
+    ) -> None:
+        """``position``: the bar's line (below others, as one of ``optimize_many``'s
+        per-study bars, which name only their study); ``route_logs``: whether this bar
+        writes Optuna's log lines above itself (the pool's bar does it for all)."""
         self._enabled = enabled
         self._run = run
         self._lock = threading.Lock()
@@ -84,15 +95,18 @@ class ProgressBar:
         # As Study.optimize: a bar of trials, or of seconds when only a timeout is given.
         self._timed = run.n_trials is None and run.timeout is not None
         if enabled:
+            name = run.study.study_name
             self._bar = tqdm(
                 total=run.timeout if self._timed else run.n_trials,
-                desc=f"{run.study.study_name} [{n_workers} workers]",
+                desc=name if position else f"{name} [{n_workers} workers]",
                 unit="s" if self._timed else "trial",
                 dynamic_ncols=True,
                 bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}" if self._timed else None,
+                position=position,
             )
             run.listeners.append(self._on_trial)
-            self._handler = logs_above_bar()
+            if route_logs:
+                self._handler = logs_above_bar()
 
     def _on_trial(self, trial: FrozenTrial) -> None:
         run = self._run

@@ -113,7 +113,7 @@ class CallOptions:
     tls_server_hostname: str | None
     log_to_driver: bool
     gc_after_trial: bool
-    show_progress_bar: bool
+    show_progress_bar: bool | str  # "studies": optimize_many's bar and one per study
     #: With ``TrialResources``: each profile's ``Stage`` (workers, ``ResourceProfile``).
     stages: Mapping[str, Any] | None = None
 

@@ -53,7 +53,7 @@ def test_each_study_gets_its_own_objective_n_trials_and_timeout(
         n_trials={"segment-1": 3, "segment-2": 6},  # segment-3: no limit but its timeout
         timeout={"segment-3": 2.0},
         callbacks=[lambda study, trial: seen.append((study.study_name, trial.number))],
-        show_progress_bar=True,
+        show_progress_bar="studies",
     )
     # Each study's callbacks ran on the driver, with that study, once per trial.
     for study in (a, b, c):
@@ -68,6 +68,7 @@ def test_each_study_gets_its_own_objective_n_trials_and_timeout(
     assert all(t.state == TrialState.COMPLETE for t in c.trials)
     bar = capsys.readouterr().err
     assert "3 studies [2 workers]" in bar and "studies done=" in bar
+    assert "segment-1: 100%" in bar and "segment-2: 100%" in bar  # a line per study too
 
 
 def test_an_uncaught_error_stops_only_its_study_and_is_raised_naming_it(spark: object) -> None:
