@@ -68,20 +68,9 @@ def test_studies_on_one_database_url_are_one_storage(tmp_path: Path) -> None:
     assert storage_of(same[1]) is storage_of(same[0])  # served by one service
 
 
-def test_the_cluster_coordinator_is_refused_for_many_studies(tmp_path: Path) -> None:
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log"))
-    )
+def test_the_cluster_coordinator_refuses_studies_the_cluster_cannot_reach() -> None:
     executor = SparkExecutor(n_workers=2, coordinator="cluster")
-    with pytest.raises(ValueError, match="coordinator='cluster' is not supported"):
-        executor.optimize_many(_two(storage), _objective, n_trials=1)
-
-
-def test_the_cluster_coordinator_is_refused_before_the_studies_are_checked() -> None:
-    # In-memory studies would fail the cluster coordinator's own storage check; what the
-    # user must learn first is that optimize_many does not take that coordinator at all.
-    executor = SparkExecutor(n_workers=2, coordinator="cluster")
-    with pytest.raises(ValueError, match="coordinator='cluster' is not supported"):
+    with pytest.raises(ValueError, match="cannot reach an in-memory study"):
         executor.optimize_many(_two(), _objective, n_trials=1)
 
 

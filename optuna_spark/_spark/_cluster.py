@@ -7,6 +7,8 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -23,12 +25,16 @@ from optuna_spark._coordinator._trials import try_fail_trial
 from optuna_spark._spark import _session
 from optuna_spark._spark._checks import check_picklable
 from optuna_spark._spark._cluster_task import ClusterSpec
+from optuna_spark._spark._cluster_task import ClusterStudy
 from optuna_spark._spark._cluster_task import RunRecord
 from optuna_spark._spark._cluster_task import make_cluster_task
 from optuna_spark._spark._cluster_task import read_record
 from optuna_spark._spark._cluster_task import record_error
 from optuna_spark._spark._echo import OutputEcho
 from optuna_spark._spark._job import SparkJob
+from optuna_spark._spark._on_driver import close_all
+from optuna_spark._spark._pool import note_study
+from optuna_spark._spark._pool_progress import PoolProgress
 from optuna_spark._spark._progress import ProgressBar
 from optuna_spark._spark._settings import CallOptions
 from optuna_spark._spark._settings import n_workers_for
@@ -74,11 +80,17 @@ class ClusterRunView:
     """What the client knows of a run served by task 0, read from the study's storage.
 
     It offers what the progress bar reads of a ``StudyRun`` (``study``, ``n_trials``,
-    ``timeout``, ``elapsed``, ``listeners``), fed by polling.
+    ``timeout``, ``elapsed``, ``listeners``, ``done``), fed by polling. The call's record
+    lives on ``record_study`` (by default ``study``; the first study of ``optimize_many``).
     """
 
     def __init__(
-        self, study: optuna.Study, call_id: str, n_trials: int | None, timeout: float | None
+        self,
+        study: optuna.Study,
+        call_id: str,
+        n_trials: int | None,
+        timeout: float | None,
+        record_study: optuna.Study | None = None,
     ) -> None:
         self.study = study
         self.call_id = call_id
@@ -89,6 +101,7 @@ class ClusterRunView:
         self._t0 = time.monotonic()
         self._storage = optuna_adapter.storage_of(study)
         self._study_id = optuna_adapter.study_id_of(study)
+        self._record_id = optuna_adapter.study_id_of(record_study or study)
         self._seen: set[int] = set()
         self._n_finished = -1  # finished trials of the study at the last read
 
@@ -96,8 +109,22 @@ class ClusterRunView:
     def elapsed(self) -> float:
         return time.monotonic() - self._t0
 
+    @property
+    def done(self) -> bool:
+        """Whether the call is over, or this study has run its ``n_trials``."""
+        over = self.record is not None and self.record.state == "done"
+        return over or (self.n_trials is not None and len(self._seen) >= self.n_trials)
+
+    def read(self) -> RunRecord | None:
+        """The call's record, as the storage has it now."""
+        return read_record(self._storage, self._record_id, self.call_id)
+
     def refresh(self) -> RunRecord | None:
-        self.record = read_record(self._storage, self._study_id, self.call_id)
+        return self.take(self.read())
+
+    def take(self, record: RunRecord | None) -> RunRecord | None:
+        """Keep ``record`` (read once for every study of a call) and feed the listeners."""
+        self.record = record
         if self.record is not None and self.record.run_id is not None and self.listeners:
             self._feed(set(self.record.run_ids))
         return self.record
@@ -143,39 +170,42 @@ def _run_of(trial: FrozenTrial) -> str | None:
 
 def cluster_job(
     spark: SparkSession,
-    study: optuna.Study,
-    config: RunConfig,
+    studies: Sequence[tuple[optuna.Study, RunConfig]],
     options: CallOptions,
     n_workers: int,
     func: Any,
     catch: tuple[type[Exception], ...],
+    pool: bool = False,
 ) -> tuple[SparkJob, ClusterSpec]:
-    """The job of ``n_workers + 1`` tasks whose task 0 serves the run."""
+    """The job of ``n_workers + 1`` tasks whose task 0 serves the run (with ``pool``, the
+    runs of every study, and ``func`` maps each study's name to its objective)."""
     settings = options.settings
     spec = ClusterSpec(
         call_id=secrets.token_hex(8),
         token=secrets.token_urlsafe(32),
-        study_name=study.study_name,
-        storage=optuna_adapter.storage_of(study),
-        sampler=study.sampler,
-        pruner=study.pruner,
-        config=config,
+        storage=optuna_adapter.storage_of(studies[0][0]),
+        studies=tuple(
+            ClusterStudy(study.study_name, study.sampler, study.pruner, config)
+            for study, config in studies
+        ),
         n_workers=n_workers,
         heartbeat_interval=settings.heartbeat_interval,
         stuck_grace=settings.stuck_grace,
         exit_if_stuck_after=settings.exit_if_stuck_after,
         gc_after_trial=options.gc_after_trial,
         service_port=options.service_port,
+        pool=pool,
     )
     check_picklable(
-        "coordinator='cluster' ships the study's storage, sampler, pruner and callbacks to "
+        "coordinator='cluster' ships the studies' storage, samplers, pruners and callbacks to "
         "the cluster; what it ships",
-        {"storage": spec.storage, "sampler": spec.sampler, "pruner": spec.pruner, "spec": spec},
+        {"storage": spec.storage, "studies": spec.studies, "spec": spec},
         "Use coordinator='driver', or give them no open files, locks or connections.",
     )
+    what = f"study '{studies[0][0].study_name}'" if not pool else f"{len(studies)} studies"
     job = SparkJob(
         spark,
-        name=f"optuna-spark: study '{study.study_name}', coordinator and {n_workers} workers",
+        name=f"optuna-spark: {what}, coordinator and {n_workers} workers",
         group=f"optuna-spark-{spec.call_id}",
         n_workers=n_workers + 1,
         task=make_cluster_task(spec, func, catch),
@@ -184,37 +214,48 @@ def cluster_job(
     return job, spec
 
 
-def follow(view: ClusterRunView, job: SparkJob, wind_down: float) -> None:
-    """Wait for the run's end (or the job's), then raise what ``Study.optimize`` would."""
+def follow(
+    views: Sequence[ClusterRunView], job: SparkJob, wind_down: float, what: str
+) -> RunRecord:
+    """Wait for the call's end (or the job's), then end the job as ``Study.optimize`` would;
+    returns the call's last record (its error is the caller's to raise)."""
+    every = FOLLOW_EVERY * max(1.0, len(views) / 10)  # each read costs each study a query
     while True:
-        record = view.refresh()
+        record = _take(views)
         if record is not None and record.state == "done":
             break
         if job.finished:
-            record = view.refresh()
+            record = _take(views)
             if record is not None and record.state == "done":
                 break
-            view.fail_running("coordinator lost: the Spark job ended")
+            for view in views:
+                view.fail_running("coordinator lost: the Spark job ended")
             raise OptunaSparkError(
-                f"The Spark job of study '{view.study.study_name}' ended before its "
-                f"coordinator task finished the study: {job.failure_message() or 'no error'}"
+                f"The Spark job of {what} ended before its coordinator task finished: "
+                f"{job.failure_message() or 'no error'}"
             ) from job.error
-        job.wait(FOLLOW_EVERY)
+        job.wait(every)
     if record.cancel:
         job.cancel()
-        view.fail_running("stopped: the coordinator ended the run")
+        for view in views:
+            view.fail_running("stopped: the coordinator ended the run")
     else:
         job.wait(wind_down)
         if job.finished:
             job.detach()
         else:
             job.cancel()
-    error = record_error(record)
-    if error is not None:
-        raise error
+    return record
 
 
-def echo_trial_log(echo: OutputEcho) -> Callable[[FrozenTrial], None]:
+def _take(views: Sequence[ClusterRunView]) -> RunRecord | None:
+    record = views[0].read()
+    for view in views:
+        view.take(record)
+    return record
+
+
+def echo_trial_log(echo: Callable[[int, str], None]) -> Callable[[FrozenTrial], None]:
     """A listener that echoes what each finished trial printed (the part kept on it): the
     cluster's workers cannot reach this process while they run."""
 
@@ -245,7 +286,9 @@ class ClusterPlacement:
         # The coordinator's task takes one slot.
         slots = max(1, _session.default_parallelism(spark) - 1)
         self.n_workers = n_workers_for(options.n_workers, slots, config.n_trials)
-        self._job, spec = cluster_job(spark, study, config, options, self.n_workers, func, catch)
+        self._job, spec = cluster_job(
+            spark, [(study, config)], options, self.n_workers, func, catch
+        )
         self.view = ClusterRunView(study, spec.call_id, config.n_trials, config.timeout)
         self._progress: ProgressBar | None = None
         self._echo: OutputEcho | None = None
@@ -260,13 +303,86 @@ class ClusterPlacement:
         self._job.start()
 
     def follow(self) -> None:
-        follow(self.view, self._job, self._options.settings.wind_down)
+        what = f"study '{self.view.study.study_name}'"
+        record = follow([self.view], self._job, self._options.settings.wind_down, what)
+        error = record_error(record)
+        if error is not None:
+            raise error
 
     def interrupt(self, reason: str) -> None:
         interrupt(self.view, self._job, reason)
 
     def close(self) -> None:
-        if self._echo is not None:
-            self._echo.close()
-        if self._progress is not None:
-            self._progress.close()
+        close_all(self._echo, self._progress)
+
+
+class ClusterPool:
+    """What the client knows of the studies of one ``optimize_many`` call served by task 0
+    (a ``PoolView`` for the progress bar)."""
+
+    def __init__(self, runs: list[ClusterRunView]) -> None:
+        self.runs = runs
+
+    @property
+    def n_trials(self) -> int | None:
+        limits = [run.n_trials for run in self.runs]
+        return None if None in limits else sum(n or 0 for n in limits)
+
+    def fail_running(self, reason: str) -> None:
+        for run in self.runs:
+            run.fail_running(reason)
+
+
+class ClusterPoolPlacement:
+    """``SparkExecutor.optimize_many`` with the studies' runs in task 0 of the job
+    (``coordinator="cluster"``, a ``Placement``)."""
+
+    side = "client"
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        options: CallOptions,
+        studies: list[tuple[optuna.Study, RunConfig]],
+        funcs: Mapping[str, Any],
+        catch: tuple[type[Exception], ...],
+    ) -> None:
+        self._options = options
+        slots = max(1, _session.default_parallelism(spark) - 1)  # task 0 takes one
+        first = studies[0][0]
+        views = [ClusterRunView(s, "", c.n_trials, c.timeout, first) for s, c in studies]
+        self.n_workers = n_workers_for(options.n_workers, slots, ClusterPool(views).n_trials)
+        self._job, spec = cluster_job(
+            spark, studies, options, self.n_workers, dict(funcs), catch, pool=True
+        )
+        for view in views:
+            view.call_id = spec.call_id
+        self.pool = ClusterPool(views)
+        self._progress: PoolProgress | None = None
+        self._echo: OutputEcho | None = None
+
+    def start(self) -> None:
+        if self._options.log_to_driver:
+            self._echo = OutputEcho()
+            for view in self.pool.runs:
+                echo = self._echo.of_study(view.study.study_name)
+                view.listeners.append(echo_trial_log(echo))
+        bar = self._options.show_progress_bar
+        self._progress = PoolProgress(
+            self.pool, bool(bar), self.n_workers, per_study=bar == "studies"
+        )
+        self._job.start()
+
+    def follow(self) -> None:
+        what = f"{len(self.pool.runs)} studies"
+        record = follow(self.pool.runs, self._job, self._options.settings.wind_down, what)
+        error = record_error(record)
+        if error is not None:
+            note_study(error, record.error_study or self.pool.runs[0].study.study_name)
+            raise error
+
+    def interrupt(self, reason: str) -> None:
+        interrupt(self.pool, self._job, reason)
+
+    def close(self) -> None:
+        close_all(self._echo, self._progress)

@@ -15,7 +15,6 @@ from typing import Literal
 
 import optuna
 
-from optuna_spark._coordinator import StudyRun
 from optuna_spark._coordinator._sampling_placement import check_sampling
 from optuna_spark._spark import _coordinator_placement as placement
 from optuna_spark._spark import _session
@@ -26,13 +25,13 @@ from optuna_spark._spark._checks import check_storage_answers
 from optuna_spark._spark._checks import check_tls
 from optuna_spark._spark._checks import warn_if_no_task_retries
 from optuna_spark._spark._cluster import ClusterPlacement
+from optuna_spark._spark._cluster import ClusterPoolPlacement
 from optuna_spark._spark._cluster import check_cluster_options
 from optuna_spark._spark._cluster import check_cluster_storage
 from optuna_spark._spark._coordinator_placement import Coordinator
 from optuna_spark._spark._many import check_bar
 from optuna_spark._spark._many import on_one_storage
 from optuna_spark._spark._many import per_study
-from optuna_spark._spark._many import refuse_cluster_coordinator
 from optuna_spark._spark._many import split_studies
 from optuna_spark._spark._many import total_trials
 from optuna_spark._spark._many import with_limits
@@ -301,11 +300,7 @@ class SparkExecutor:
         config = self._check(study, func, n_trials, timeout, catch, callbacks)
         if n_trials == 0:
             return  # nothing to run: no session, no service, nothing written
-        where = self._resolve_coordinator(study)
-        if where == "cluster":
-            check_cluster_options(self._tls[0], self._service_host)
-            if self._by_trial is not None:
-                check_by_trial(self._settings.sampling, where)
+        where = self._check_placement(study)
         spark = self.spark
         options = self._call_options(spark, gc_after_trial, show_progress_bar, config.n_trials)
         config = _for_call(spark, config, profile_choice(self._by_trial, options))
@@ -333,7 +328,7 @@ class SparkExecutor:
         (then the fewest started), so that every study progresses at the same pace and no
         slot idles while any study has work left. Each study keeps its own sampler, pruner,
         ``n_trials`` and ``timeout``; the callbacks run for every study, with that study.
-        The coordinator runs in this process (``coordinator="driver"``).
+        With ``coordinator="cluster"`` task 0 of the job serves every study's run.
 
         Args:
             studies: The studies, with one objective ``func`` for all (it can tell them apart
@@ -383,8 +378,6 @@ class SparkExecutor:
                 print([s.best_params for s in studies])
         """
         check_bar(show_progress_bar)
-        if self._coordinator == "cluster":
-            refuse_cluster_coordinator()  # before the per-study checks of a cluster coordinator
         chosen, funcs = split_studies(studies, func)
         names = [study.study_name for study in chosen]
         n_trials_of = per_study("n_trials", n_trials, names)
@@ -403,18 +396,16 @@ class SparkExecutor:
         chosen = [s for s in on_one_storage(chosen) if configs[s.study_name].n_trials != 0]
         if not chosen:
             return  # nothing to run: no session, no service, nothing written
-        if self._resolve_coordinator(chosen[0]) == "cluster":
-            refuse_cluster_coordinator()
+        where = self._check_placement(chosen[0])
         spark = self.spark
-        warn_if_no_task_retries(spark)
         n_total = total_trials([configs[s.study_name] for s in chosen])
         options = self._call_options(spark, gc_after_trial, show_progress_bar, n_total)
         choice = profile_choice(self._by_trial, options)
-        runs = [
-            StudyRun.from_config(s, _for_call(spark, configs[s.study_name], choice))
-            for s in chosen
-        ]
-        run_placement(PoolPlacement(spark, options, runs, funcs, catch))
+        pairs = [(s, _for_call(spark, configs[s.study_name], choice)) for s in chosen]
+        if where == "driver":
+            warn_if_no_task_retries(spark)
+        place = ClusterPoolPlacement if where == "cluster" else PoolPlacement
+        run_placement(place(spark, options, pairs, funcs, catch))
 
     # -----------------------------------------------------------------------------------------
     # Checks, before anything starts.
@@ -443,6 +434,15 @@ class SparkExecutor:
             check_cluster_storage(study)
         check_storage_answers(study)
         return config
+
+    def _check_placement(self, study: optuna.Study) -> Literal["driver", "cluster"]:
+        """Where the coordinator of a call on ``study`` lives, refusing what it cannot do."""
+        where = self._resolve_coordinator(study)
+        if where == "cluster":
+            check_cluster_options(self._tls[0], self._service_host)
+            if self._by_trial is not None:
+                check_by_trial(self._settings.sampling, where)
+        return where
 
     def _resolve_coordinator(self, study: optuna.Study) -> Literal["driver", "cluster"]:
         """Where the coordinator of a call on ``study`` lives (``"auto"`` decided)."""

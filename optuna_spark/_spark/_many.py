@@ -95,15 +95,6 @@ def on_one_storage(studies: list[optuna.Study]) -> list[optuna.Study]:
     return same
 
 
-def refuse_cluster_coordinator() -> None:
-    """``optimize_many`` serves its studies from the calling process only."""
-    raise ValueError(
-        "optimize_many serves its studies from this process, which the cluster's executors "
-        "must reach: coordinator='cluster' is not supported for many studies. Use "
-        "coordinator='driver' (or one optimize call per study)."
-    )
-
-
 def with_limits(
     config: RunConfig, n_trials: int | None, timeout: float | None, cap: int | None
 ) -> RunConfig:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
+
+import optuna
 
 from optuna_spark._coordinator import RunPool
 from optuna_spark._coordinator import StopReason
@@ -26,11 +27,11 @@ from optuna_spark._spark._settings import CallOptions
 from optuna_spark._spark._settings import n_workers_for
 from optuna_spark._spark._stages import JobSet
 from optuna_spark._spark._stages import worker_jobs
-from optuna_spark._spark._supervise import Job
 from optuna_spark._spark._supervise import interrupt
-from optuna_spark._spark._supervise import let_workers_go
+from optuna_spark._spark._supervise import supervise_pool
 from optuna_spark._worker._spark_task import make_task
 from optuna_spark.exceptions import OptunaSparkError
+from optuna_spark.wire.spec import RunConfig
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -49,7 +50,7 @@ class PoolPlacement:
         self,
         spark: SparkSession,
         options: CallOptions,
-        runs: list[StudyRun],
+        studies: list[tuple[optuna.Study, RunConfig]],
         funcs: Mapping[str, Any],
         catch: tuple[type[Exception], ...],
     ) -> None:
@@ -57,6 +58,7 @@ class PoolPlacement:
         self._options = options
         self._funcs = dict(funcs)
         self._catch = catch
+        runs = [StudyRun.from_config(study, config) for study, config in studies]
         self.pool = RunPool(runs)
         self.n_workers = options.stages_workers or n_workers_for(
             options.n_workers, _session.default_parallelism(spark), self.pool.n_trials
@@ -145,54 +147,14 @@ def raise_first_error(pool: RunPool) -> None:
     if not errors:
         return
     run, error = errors[0]
-    note = f"Raised by an objective of study '{run.study.study_name}' in optimize_many."
+    note_study(error, run.study.study_name)
+    raise error
+
+
+def note_study(error: BaseException, study_name: str) -> None:
+    """Say on ``error`` which study of an ``optimize_many`` call it stopped."""
+    note = f"Raised by an objective of study '{study_name}' in optimize_many."
     if sys.version_info >= (3, 11):
         error.add_note(note)
     else:  # pragma: no cover - Python 3.10 has no exception notes
         _logger.error(note)
-    raise error
-
-
-def supervise_pool(
-    pool: RunPool,
-    job: Job,
-    *,
-    n_workers: int,
-    stuck_grace: float,
-    stop_running_trials: bool,
-    wind_down: float | None,
-) -> bool:
-    """Wait until every study of ``pool`` is over; returns whether the job ended first.
-
-    As ``supervise`` for one run, except that an uncaught error stops its own study only:
-    ``stuck_grace`` seconds after it, that study's trials still running (objectives that
-    never ask ``should_prune``) are failed, and the job goes on with the other studies.
-    """
-    seen: set[str] = set()  # runs whose error has been seen
-    deadlines: dict[str, float] = {}  # run id -> when its stuck trials are failed
-
-    def new_error() -> bool:
-        return stop_running_trials and len(pool.errors) > len(seen)
-
-    while True:
-        now = time.monotonic()
-        timeout = min([_SLICE, *(max(0.0, d - now) for d in deadlines.values())])
-        pool.changes.wait_for(lambda: pool.done or job.finished or new_error(), timeout)
-        if pool.done:
-            break
-        if job.finished:
-            pool.close(job.failure_message() or "all Spark tasks ended")
-            while not pool.wait(_SLICE):  # the trials it failed are being recorded
-                pass
-            return True
-        now = time.monotonic()
-        for run, _ in pool.errors if stop_running_trials else ():
-            if run.run_id not in seen:
-                seen.add(run.run_id)
-                deadlines[run.run_id] = now + stuck_grace
-            elif run.run_id in deadlines and now >= deadlines[run.run_id]:
-                del deadlines[run.run_id]  # once: what it fails ends, nothing else starts
-                run.fail_running("stopped: another trial of its study raised an uncaught error")
-    if wind_down is not None:
-        let_workers_go(pool, job, n_workers, wind_down)
-    return False

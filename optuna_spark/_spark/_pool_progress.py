@@ -5,16 +5,37 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
 
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from optuna_spark._coordinator import RunPool
 from optuna_spark._spark._progress import ProgressBar
+from optuna_spark._spark._progress import RunView
 from optuna_spark._spark._progress import TqdmHandler
 from optuna_spark._spark._progress import logs_above_bar
 from optuna_spark._spark._progress import restore_logs
+
+
+class PooledRun(RunView, Protocol):
+    """What the bar reads of one study's run: a ``StudyRun``, or the client's view of one
+    served in the cluster."""
+
+    @property
+    def done(self) -> bool: ...
+
+
+class PoolView(Protocol):
+    """What the bar reads of a pool: a ``RunPool``, or the client's view of one served in
+    the cluster."""
+
+    @property
+    def runs(self) -> Sequence[PooledRun]: ...
+
+    @property
+    def n_trials(self) -> int | None: ...
 
 
 class PoolProgress:
@@ -27,7 +48,7 @@ class PoolProgress:
     """
 
     def __init__(
-        self, pool: RunPool, enabled: bool, n_workers: int, *, per_study: bool = False
+        self, pool: PoolView, enabled: bool, n_workers: int, *, per_study: bool = False
     ) -> None:
         self._pool = pool
         self._lock = threading.Lock()

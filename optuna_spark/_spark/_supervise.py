@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Protocol
 
+from optuna_spark._coordinator._pool import RunPool
 from optuna_spark._coordinator._run import StudyRun
 from optuna_spark._coordinator._state import Changes
 
@@ -177,3 +178,48 @@ def let_workers_go(run: Dismissing, job: Job, n_workers: int, wind_down: float) 
     else:
         _logger.warning("Cancelling Spark tasks still running %g s after the study.", wind_down)
         job.cancel()
+
+
+def supervise_pool(
+    pool: RunPool,
+    job: Job,
+    *,
+    n_workers: int,
+    stuck_grace: float,
+    stop_running_trials: bool,
+    wind_down: float | None,
+) -> bool:
+    """Wait until every study of ``pool`` is over; returns whether the job ended first.
+
+    As ``supervise`` for one run, except that an uncaught error stops its own study only:
+    ``stuck_grace`` seconds after it, that study's trials still running (objectives that
+    never ask ``should_prune``) are failed, and the job goes on with the other studies.
+    """
+    seen: set[str] = set()  # runs whose error has been seen
+    deadlines: dict[str, float] = {}  # run id -> when its stuck trials are failed
+
+    def new_error() -> bool:
+        return stop_running_trials and len(pool.errors) > len(seen)
+
+    while True:
+        now = time.monotonic()
+        timeout = min([_SLICE, *(max(0.0, d - now) for d in deadlines.values())])
+        pool.changes.wait_for(lambda: pool.done or job.finished or new_error(), timeout)
+        if pool.done:
+            break
+        if job.finished:
+            pool.close(job.failure_message() or "all Spark tasks ended")
+            while not pool.wait(_SLICE):  # the trials it failed are being recorded
+                pass
+            return True
+        now = time.monotonic()
+        for run, _ in pool.errors if stop_running_trials else ():
+            if run.run_id not in seen:
+                seen.add(run.run_id)
+                deadlines[run.run_id] = now + stuck_grace
+            elif run.run_id in deadlines and now >= deadlines[run.run_id]:
+                del deadlines[run.run_id]  # once: what it fails ends, nothing else starts
+                run.fail_running("stopped: another trial of its study raised an uncaught error")
+    if wind_down is not None:
+        let_workers_go(pool, job, n_workers, wind_down)
+    return False

@@ -194,22 +194,11 @@ def test_the_progress_bar_counts_the_trials(
 
 
 def test_many_studies_run_on_one_job_from_a_connect_client(
-    connect_spark: Any, create_study: Any
+    executor: SparkExecutor, create_study: Any
 ) -> None:
     studies = [create_study(study_name=f"segment-{k}") for k in range(3)]
-    executor = SparkExecutor(connect_spark, n_workers=2, coordinator="driver")
     executor.optimize_many(
         studies, o.quadratic, n_trials={"segment-0": 2, "segment-1": 3, "segment-2": 4}
     )
     assert [states_of(s) for s in studies] == [{"COMPLETE": n} for n in (2, 3, 4)]
     assert os.getpid() not in {t.user_attrs["pid"] for s in studies for t in s.trials}
-
-
-def test_many_studies_refuse_the_cluster_coordinator_before_anything_starts(
-    connect_spark: Any, create_study: Any
-) -> None:
-    studies = [create_study(study_name=f"segment-{k}") for k in range(2)]
-    executor = SparkExecutor(connect_spark, n_workers=2, coordinator="cluster")
-    with pytest.raises(ValueError, match="coordinator='cluster' is not supported"):
-        executor.optimize_many(studies, o.quadratic, n_trials=2)
-    assert all(s.trials == [] for s in studies)
