@@ -341,6 +341,8 @@ class StudyRun(RunViews):
             if parked is not None:
                 started = self._start_parked(conn_id, worker, parked)
                 return Verdict.STOP if started is None else started
+            if self._full():
+                return Verdict.WAIT  # without waiting for the sampler a running trial holds
             with self._sampler_lock:
                 availability = self._availability()
                 with self._lock:
@@ -363,6 +365,13 @@ class StudyRun(RunViews):
         """Refuse an ask from a connection that still holds one of this run's trials."""
         with self._lock:
             self._leases.check_free(conn_id)
+
+    def _full(self) -> bool:
+        """Whether the run, still handing out, has no room for a trial now: the hand-out
+        would say WAIT, so the ask need not take the sampler lock to hear it."""
+        with self._lock:
+            running = self._state.reason is None and self._handout.limit_reached() is None
+            return running and not self._room()
 
     def _room(self) -> bool:
         """Whether ``max_concurrent_trials`` lets one more trial start, and the trials waiting

@@ -11,10 +11,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from optuna_spark._coordinator._handout import Verdict
 from optuna_spark.remote import RemoteTrial
 from optuna_spark.remote import RunPool
 from optuna_spark.remote import StudyRun
 from optuna_spark.remote import StudyServer
+from tests._calls import WORKER
+from tests._calls import ask
+from tests._calls import suggest_float
 from tests._helpers import Workers
 
 pytestmark = pytest.mark.timeout(60)
@@ -194,3 +198,37 @@ def test_a_lost_trial_of_any_study_resumes_before_anything_new_starts(
     assert resumed is not None
     assert (resumed.run_id, resumed.trial_id) == (first.run_id, first.trial_id)
     pool.stop()
+
+
+class _SlowSampler(optuna.samplers.RandomSampler):
+    """Holds every suggestion until ``go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.sampling = threading.Event()
+        self.go = threading.Event()
+
+    def sample_independent(self, *args: Any, **kwargs: Any) -> Any:
+        self.sampling.set()
+        assert self.go.wait(30)
+        return super().sample_independent(*args, **kwargs)
+
+
+def test_a_study_at_its_cap_answers_wait_without_waiting_for_its_sampler() -> None:
+    # The one trial in flight is being sampled (the run's sampler is busy): another worker's
+    # ask hears at once that this study has no room, and can be given another study's trial.
+    sampler = _SlowSampler()
+    run = StudyRun(optuna.create_study(sampler=sampler), n_trials=4, max_concurrent_trials=1)
+    run.start()
+    reply = ask(run, 1)
+    assert reply is not None
+    suggesting = threading.Thread(target=suggest_float, args=(run, 1, reply))
+    suggesting.start()
+    assert sampler.sampling.wait(10)
+    answers: list[Any] = []
+    asking = threading.Thread(target=lambda: answers.append(run.try_ask(2, WORKER)))
+    asking.start()
+    asking.join(10)
+    sampler.go.set()
+    suggesting.join(10)
+    assert answers == [Verdict.WAIT]
