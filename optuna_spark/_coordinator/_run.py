@@ -317,6 +317,8 @@ class StudyRun(RunViews):
         something changes: :attr:`wakeups` is signalled then) or ``STOP`` (this run hands out
         nothing more; the worker is told to stop unless ``dismiss`` is false, as in a pool
         where other studies still have work)."""
+        if self.config.profiles is not None:
+            self.config.profiles.check_worker(worker.profile)
         while True:
             with self._lock:
                 if (
@@ -367,8 +369,7 @@ class StudyRun(RunViews):
             self._leases.check_free(conn_id)
 
     def _full(self) -> bool:
-        """Whether the run, still handing out, has no room for a trial now: the hand-out
-        would say WAIT, so the ask need not take the sampler lock to hear it."""
+        """Whether the hand-out would say WAIT for want of room (no sampler lock needed)."""
         with self._lock:
             running = self._state.reason is None and self._handout.limit_reached() is None
             return running and not self._room()

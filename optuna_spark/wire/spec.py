@@ -68,6 +68,15 @@ class ProfileChoice:
             )
         object.__setattr__(self, "workers", workers)
 
+    def check_worker(self, profile: str | None) -> None:
+        """Refuse a worker that serves none of the profiles (it would never get a trial)."""
+        if profile not in self.workers:
+            raise ValueError(
+                f"This run hands each trial to a worker of its resource profile "
+                f"({sorted(self.workers)}), but this worker serves {profile!r}: start it "
+                "with a WorkerSpec whose profile names one of them."
+            )
+
     def check(self, name: object) -> str:
         """``name``, which ``choose`` returned, if it names a profile; else a clear error."""
         if not isinstance(name, str) or name not in self.workers:

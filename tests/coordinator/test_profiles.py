@@ -179,3 +179,17 @@ def test_a_pool_hands_each_studys_trials_to_workers_of_their_profile(
     for thread, layers in where.ran:
         assert profiles[thread] == ("large" if layers > 8 else "small")
     assert pool.n_dismissed == 3
+
+
+def test_a_worker_without_a_profile_of_the_run_is_told_what_to_start_it_with(
+    server: StudyServer, workers: Workers
+) -> None:
+    study = optuna.create_study(storage=server.storage)
+    run = _run(study, n_trials=2)
+    server.add_run(run)
+    workers.start(run.worker_spec(server.endpoint), lambda trial: 0.0, 1)  # no profile
+    workers.join()
+    (error,) = workers.results.values()
+    assert "serves None: start it with a WorkerSpec whose profile names one of them" in str(error)
+    assert study.trials == []  # nothing was made for it
+    run.stop()
