@@ -44,7 +44,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-extras="dashboard,examples,ablation"
+extras="dashboard,examples,ablation,pbt"
 for e in "$@"; do
   case "$e" in
     test) extras="$extras,test,tensorflow,torch,connect,docs" ;;

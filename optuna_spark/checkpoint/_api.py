@@ -27,6 +27,11 @@ _logger = logging.getLogger(__name__)
 
 #: On a trial: its latest checkpoint, ``{"artifact_id", "step", "bytes", "saved_at"}``.
 ATTR_CHECKPOINT = "optuna_spark:checkpoint"
+#: On a trial: the id of the trial whose checkpoint it starts from until it saves its own
+#: (a Population Based Training segment starts from its parent's).
+ATTR_STARTS_FROM = "optuna_spark:checkpoint_from"
+#: On a trial: keep its last checkpoint once it has finished (others may start from it).
+ATTR_KEEP = "optuna_spark:keep_checkpoint"
 
 #: Where checkpoints go when no store is given, in-process and on an embedded (local) Spark
 #: session: a directory of this machine's temporary directory.
@@ -170,12 +175,17 @@ def load(trial: optuna.Trial, *, store: Any = None) -> Checkpoint | None:
     it has none (its first run, or the objective never saved one).
 
     A trial that resumes after its worker was lost (``resume_lost_trials``) gets the last
-    checkpoint its earlier run saved.
+    checkpoint its earlier run saved. A trial that starts from another's checkpoint (a
+    Population Based Training segment, :class:`optuna_spark.pbt.PBTSampler`) gets that one
+    until it has saved its own.
     """
     _used.add(trial)
-    record = trial.storage.get_trial_system_attrs(optuna_adapter.trial_id_of(trial)).get(
-        ATTR_CHECKPOINT
-    )
+    storage = trial.storage
+    attrs = storage.get_trial_system_attrs(optuna_adapter.trial_id_of(trial))
+    record = attrs.get(ATTR_CHECKPOINT)
+    source = attrs.get(ATTR_STARTS_FROM)
+    if not isinstance(record, dict) and isinstance(source, int):
+        record = storage.get_trial_system_attrs(source).get(ATTR_CHECKPOINT)
     if not isinstance(record, dict) or not record.get("artifact_id"):
         return None
     target = store_for(trial, store)
@@ -194,7 +204,10 @@ def load(trial: optuna.Trial, *, store: Any = None) -> Checkpoint | None:
 
 
 def remove(trial: FrozenTrial, store: Any) -> None:
-    """Remove the checkpoint of the finished ``trial`` from ``store`` (if it has one)."""
+    """Remove the checkpoint of the finished ``trial`` from ``store`` (if it has one, and
+    nothing asked to keep it: :data:`ATTR_KEEP`)."""
+    if trial.system_attrs.get(ATTR_KEEP):
+        return
     record = trial.system_attrs.get(ATTR_CHECKPOINT)
     if isinstance(record, dict) and record.get("artifact_id"):
         _remove(store, str(record["artifact_id"]))
