@@ -20,7 +20,14 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ALL = sorted(p.name for p in EXAMPLES.glob("*.py"))
 #: The examples whose one study may be kept in a storage, and reopened by a second run.
-ONE_STUDY = ["ablation_housing.py", "durable_trials.py", "keras_pruning.py", "quickstart.py"]
+ONE_STUDY = [
+    "ablation_housing.py",
+    "durable_trials.py",
+    "keras_pruning.py",
+    "pbt_keras.py",
+    "pbt_torch.py",
+    "quickstart.py",
+]
 
 
 def _run(example: str, tmp_path: Path, *args: str) -> tuple[str, str]:
@@ -227,3 +234,38 @@ def test_many_studies(tmp_path: Path) -> None:
     assert _bar_ends_full(stderr, "4 studies") == 20  # one bar over all of them
     storage = f"sqlite:///{tmp_path}/outputs/many_studies.db"
     assert sorted(optuna.get_all_study_names(storage)) == [f"segment-{k}" for k in range(4)]
+
+
+def _pbt_output(stdout: str) -> tuple[int, int, int]:
+    """(members, segments, exploits) from an example's report, and its schedule's length."""
+    members, segments, exploits = map(
+        int,
+        re.search(r"population: (\d+) members, (\d+) segments, (\d+) exploits", stdout).groups(),  # type: ignore[union-attr]
+    )
+    return members, segments, exploits
+
+
+@pytest.mark.spark
+@pytest.mark.torch
+@pytest.mark.timeout(600)
+def test_pbt_torch(tmp_path: Path) -> None:
+    args = ("--population", "4", "--n-generations", "3", "--epochs", "1")
+    stdout, _ = _run("pbt_torch.py", tmp_path, *args)
+    assert _pbt_output(stdout)[:2] == (4, 12)  # the population ended the study by itself
+    assert len(re.findall(r"^  segment \d+: trial", stdout, re.M)) >= 3  # the schedule
+    best = float(re.search(r"best member \d+: accuracy ([\d.]+)", stdout).group(1))  # type: ignore[union-attr]
+    assert best > 0.5  # a network that learned the digits (chance: 0.1)
+    again, _ = _run("pbt_torch.py", tmp_path, *args, "--resume")  # a finished population
+    assert "resumed, 12 trials so far" in again and _pbt_output(again)[:2] == (4, 12)
+
+
+@pytest.mark.spark
+@pytest.mark.tensorflow
+@pytest.mark.timeout(600)
+def test_pbt_keras(tmp_path: Path) -> None:
+    stdout, _ = _run(
+        "pbt_keras.py", tmp_path, "--population", "4", "--n-generations", "3", "--epochs", "1"
+    )
+    assert _pbt_output(stdout)[:2] == (4, 12)
+    best = float(re.search(r"best member \d+: accuracy ([\d.]+)", stdout).group(1))  # type: ignore[union-attr]
+    assert best > 0.5
