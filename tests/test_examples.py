@@ -251,12 +251,14 @@ def _pbt_output(stdout: str) -> tuple[int, int, int]:
 def test_pbt_torch(tmp_path: Path) -> None:
     args = ("--population", "4", "--n-generations", "3", "--epochs", "1")
     stdout, _ = _run("pbt_torch.py", tmp_path, *args)
-    assert _pbt_output(stdout)[:2] == (4, 12)  # the population ended the study by itself
-    assert len(re.findall(r"^  segment \d+: trial", stdout, re.M)) >= 3  # the schedule
+    members, segments, _ = _pbt_output(stdout)
+    assert members == 4 and segments <= 12  # the population ended the study by itself
+    assert len(re.findall(r"^  segment \d+: trial", stdout, re.M)) == 3  # the schedule
     best = float(re.search(r"best member \d+: accuracy ([\d.]+)", stdout).group(1))  # type: ignore[union-attr]
     assert best > 0.5  # a network that learned the digits (chance: 0.1)
     again, _ = _run("pbt_torch.py", tmp_path, *args, "--resume")  # a finished population
-    assert "resumed, 12 trials so far" in again and _pbt_output(again)[:2] == (4, 12)
+    assert f"resumed, {segments} trials so far" in again  # it was over: nothing more ran
+    assert _pbt_output(again)[:2] == (4, segments)
 
 
 @pytest.mark.spark
@@ -266,6 +268,7 @@ def test_pbt_keras(tmp_path: Path) -> None:
     stdout, _ = _run(
         "pbt_keras.py", tmp_path, "--population", "4", "--n-generations", "3", "--epochs", "1"
     )
-    assert _pbt_output(stdout)[:2] == (4, 12)
+    members, segments, _ = _pbt_output(stdout)
+    assert members == 4 and segments <= 12
     best = float(re.search(r"best member \d+: accuracy ([\d.]+)", stdout).group(1))  # type: ignore[union-attr]
     assert best > 0.5

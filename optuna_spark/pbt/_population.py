@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 #: User attributes of a segment trial.
 MEMBER = "pbt:member"  # which member of the population it trains
-GENERATION = "pbt:generation"  # its segment's index in the member's chain, from 0
+GENERATION = "pbt:generation"  # how many segments its model trained before it (its depth)
 PARENT = "pbt:parent"  # the trial (number) whose checkpoint it starts from, or None
 EXPLOITED = "pbt:exploited"  # the member it copied (exploit), or None (continued its own)
 CHANGES = "pbt:changes"  # on an exploit: {param: [the member's value, the new value]}
@@ -36,6 +36,10 @@ def score_of(trial: FrozenTrial) -> float | None:
     else:
         return None
     return None if math.isnan(value) else float(value)
+
+
+#: A member whose segments failed this many times in a row trains no more.
+MAX_FAILURES = 3
 
 
 @dataclasses.dataclass
@@ -59,6 +63,17 @@ class Member:
         """Its latest finished segment with a score (what it is ranked and copied by)."""
         return next((t for t in reversed(self.segments) if score_of(t) is not None), None)
 
+    def done(self, n_generations: int) -> bool:
+        """Its model has trained ``n_generations`` segments (its last segment, scored, is of
+        the last generation), or its last ``MAX_FAILURES`` segments failed."""
+        last = self.last
+        if last is None or self.running:
+            return False
+        if score_of(last) is not None:
+            return int(last.user_attrs[GENERATION]) >= n_generations - 1
+        tail = self.segments[-MAX_FAILURES:]
+        return len(tail) == MAX_FAILURES and all(score_of(t) is None for t in tail)
+
 
 @dataclasses.dataclass(frozen=True)
 class Population:
@@ -79,27 +94,18 @@ class Population:
         return cls(members, n_generations)
 
     @property
-    def n_handed_out(self) -> int:
-        return sum(min(len(m.segments), self.n_generations) for m in self.members)
-
-    @property
-    def exhausted(self) -> bool:
-        """Every member has had its ``n_generations`` segments handed out."""
-        return all(len(m.segments) >= self.n_generations for m in self.members)
-
-    @property
     def over(self) -> bool:
-        """Exhausted, and every segment has finished."""
-        return self.exhausted and not any(m.running for m in self.members)
+        """Every member is done, and no segment runs."""
+        return all(m.done(self.n_generations) for m in self.members)
 
     def next_member(self) -> Member | None:
         """The member the next segment trains: one not started yet, else the one idle
-        longest (its last segment finished first) with segments left; ``None`` when every
-        member with segments left is running one."""
+        longest (its last segment finished first) that is not done; ``None`` when every
+        member not done is running a segment."""
         fresh = next((m for m in self.members if not m.segments), None)
         if fresh is not None:
             return fresh
-        idle = [m for m in self.members if not m.running and len(m.segments) < self.n_generations]
+        idle = [m for m in self.members if not m.running and not m.done(self.n_generations)]
         if not idle:
             return None
         return min(idle, key=lambda m: (_finished_at(m.last), m.index))

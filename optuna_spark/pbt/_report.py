@@ -34,7 +34,8 @@ class Segment:
 
     Attributes:
         member: The member it trains.
-        generation: Its segment's index in the member's chain, from 0.
+        generation: How many segments its model trained before it (its parent's generation
+            plus one; 0 for a first segment).
         parent: The trial (number) whose checkpoint it starts from; ``None`` for a first
             segment (it trains from scratch).
         exploited: The member whose checkpoint and hyperparameters it copied, or ``None``
@@ -108,7 +109,7 @@ def pbt_report(study: optuna.Study) -> PBTReport:
     rows = [_row(t, names) for t in trials]
     segments = pd.DataFrame(rows).set_index("trial")
     size = max(t.user_attrs[p.MEMBER] for t in trials) + 1
-    population = p.Population.of(trials, size, n_generations=0)
+    population = p.Population.of(trials, size, n_generations=1)
     ranked = population.ranked(study.direction)
     best = ranked[0].scored if ranked else None
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}

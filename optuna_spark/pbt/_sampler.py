@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import datetime
 import math
 import random
 import threading
@@ -46,8 +48,13 @@ class PBTSampler(BaseSampler):
     ``quantile`` and copies its hyperparameters, then **explores** them (each resampled
     with ``resample_probability``, else multiplied by one of ``perturb_factors`` within its
     bounds; categoricals are only resampled). Otherwise it continues from its own
-    checkpoint with its own hyperparameters. A failed segment is run again from where it
-    started. The study ends by itself after ``n_generations`` segments per member.
+    checkpoint with its own hyperparameters. A segment's generation is its parent's plus
+    one: how many segments its model has trained. A member is done once its model has
+    trained ``n_generations`` segments (an exploit copies a model that may have trained
+    longer than the member's own, so some members need fewer trials); top members that are
+    done are not copied. A failed segment runs again from where it started (a member whose
+    segments fail three times in a row is done). The study ends by itself when every member
+    is done: at most ``population_size * n_generations`` trials, failures aside.
 
     The lineage is recorded on every trial as user attributes (``pbt:member``,
     ``pbt:generation``, ``pbt:parent``, ``pbt:exploited``, ``pbt:changes``), so that a study
@@ -61,7 +68,7 @@ class PBTSampler(BaseSampler):
 
     Args:
         population_size: How many members train side by side.
-        n_generations: How many segments each member trains.
+        n_generations: How many segments each member's model trains.
         quantile: The share of the population at the bottom that exploits the top (the top
             share is as large); at most half of the members each.
         resample_probability: The chance that an explored value is drawn again from its
@@ -99,9 +106,10 @@ class PBTSampler(BaseSampler):
 
             sampler = PBTSampler(population_size=4, n_generations=3, seed=0)
             study = optuna.create_study(direction="maximize", sampler=sampler)
-            study.optimize(objective)  # ends by itself: 4 members x 3 segments
-            assert len(study.trials) == 12
-            assert set(pbt_report(study).segments["member"]) == {0, 1, 2, 3}
+            study.optimize(objective)  # ends by itself: 4 models of 3 segments each
+            report = pbt_report(study)
+            assert set(report.segments["member"]) == {0, 1, 2, 3}
+            assert len(report.schedule) == 3  # the best model trained 3 segments
     """
 
     def __init__(
@@ -157,7 +165,8 @@ class PBTSampler(BaseSampler):
 
     @property
     def n_trials(self) -> int:
-        """How many segments the study runs: ``population_size * n_generations``."""
+        """The most segments the study runs, failures aside: ``population_size *
+        n_generations`` (an exploit, which copies a model that trained longer, saves some)."""
         return self.population_size * self.n_generations
 
     def availability(self, study: Study) -> Availability:
@@ -168,7 +177,7 @@ class PBTSampler(BaseSampler):
         if any(t.state == TrialState.WAITING for t in trials):
             return Availability.READY
         population = self._population(trials)
-        if population.exhausted:
+        if population.over:
             return Availability.EXHAUSTED
         return Availability.READY if population.next_member() else Availability.WAIT
 
@@ -204,17 +213,14 @@ class PBTSampler(BaseSampler):
         with self._lock:
             population = self._population(study.get_trials(deepcopy=False))
             member = population.next_member()
-            while member is None and not population.exhausted and self._may_wait(study):
+            while member is None and not population.over and self._may_wait(study):
                 self._finished.wait(_POLL)
                 population = self._population(study.get_trials(deepcopy=False))
                 member = population.next_member()
-            if member is None or population.exhausted:
-                _stop(study)  # every segment is out: this trial is a surplus one
+            if member is None:
+                _stop(study)  # nothing to train now: a surplus trial (it trains nothing)
                 return
             self._hand_out(study, trial, population, member)
-            last = population.n_handed_out + 1 >= self.n_trials
-        if last:
-            _stop(study)  # no thread should ask for one segment too many
 
     def after_trial(
         self,
@@ -225,6 +231,15 @@ class PBTSampler(BaseSampler):
     ) -> None:
         with self._lock:
             self._finished.notify_all()
+        # Optuna calls this before it stores the trial's end: count it as ended.
+        ended = copy.deepcopy(trial)
+        ended.state, ended.values = state, values
+        ended.datetime_complete = ended.datetime_complete or datetime.datetime.now()
+        trials = [
+            ended if t.number == trial.number else t for t in study.get_trials(deepcopy=False)
+        ]
+        if self._population(trials).over:
+            _stop(study)  # every member's model has trained its n_generations segments
 
     # -----------------------------------------------------------------------------------------
     # Internals.
@@ -255,8 +270,10 @@ class PBTSampler(BaseSampler):
         elif last is not None:
             top, bottom = p.quantiles(population.ranked(study.direction), self.quantile)
             parent, params = last, dict(last.params)
-            if top and member.index in {m.index for m in bottom}:
-                donor = self._rng.choice(top)
+            # A model that has trained all its segments already cannot be trained further.
+            donors = [m for m in top if not m.done(self.n_generations)]
+            if donors and member.index in {m.index for m in bottom}:
+                donor = self._rng.choice(donors)
                 parent = donor.scored
                 assert parent is not None
                 params = explore(
@@ -291,7 +308,7 @@ def _record(
     trial_id = optuna_adapter.trial_id_of(trial)
     user = {
         p.MEMBER: member.index,
-        p.GENERATION: len(member.segments),
+        p.GENERATION: 0 if parent is None else int(parent.user_attrs[p.GENERATION]) + 1,
         p.PARENT: None if parent is None else parent.number,
         p.EXPLOITED: exploited,
         p.CHANGES: changes,

@@ -80,8 +80,8 @@ def test_the_next_segment_goes_to_a_new_member_then_to_the_one_idle_longest() ->
     done = [*trials, _segment(3, 0, 1, 2.0)]
     population = Population.of(done, 3, 2)
     nxt = population.next_member()
-    assert nxt is not None and nxt.index == 2  # member 0 has run its two segments
-    assert not population.exhausted
+    assert nxt is not None and nxt.index == 2  # member 0's model has trained two segments
+    assert not population.over
 
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
@@ -115,7 +115,8 @@ def test_a_study_ends_by_itself_with_every_members_chain_recorded() -> None:
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_toy.train)  # no n_trials: the sampler stops the study
     trials = study.trials
-    assert len(trials) == 16 and all(t.state == TrialState.COMPLETE for t in trials)
+    # At most 4 x 4 trials: an exploit copies a model that trained longer, and saves some.
+    assert 12 <= len(trials) <= 16 and all(t.state == TrialState.COMPLETE for t in trials)
     by_number = {t.number: t for t in trials}
     exploits = 0
     for trial in trials:
@@ -140,13 +141,18 @@ def test_a_study_ends_by_itself_with_every_members_chain_recorded() -> None:
             assert resampled or trial.params["optimizer"] == parent.params["optimizer"]
             assert set(segment.changes) <= {"lr", "optimizer"}
     assert exploits >= 2
-    for member in range(4):
-        generations = sorted(seg(t).generation for t in trials if seg(t).member == member)
-        assert generations == [0, 1, 2, 3]
+    for member in range(4):  # each member's model trained exactly 4 segments
+        generations = [seg(t).generation for t in trials if seg(t).member == member]
+        assert generations[0] == 0 and generations[-1] == 3
+        assert generations == sorted(set(generations))
+    for trial in trials:  # a segment's generation is its model's depth
+        parent = seg(trial).parent
+        expected = 0 if parent is None else seg(by_number[parent]).generation + 1
+        assert seg(trial).generation == expected
 
 
 def test_the_bottom_member_copies_a_top_member_and_explores() -> None:
-    sampler = PBTSampler(population_size=4, n_generations=2, resample_probability=0.0, seed=0)
+    sampler = PBTSampler(population_size=4, n_generations=3, resample_probability=0.0, seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     lrs = [0.5, 0.01, 0.2, 0.05]  # member 0 best, member 1 worst
     for lr in lrs:
@@ -183,7 +189,10 @@ def test_a_failed_segment_runs_again_from_where_it_started() -> None:
     )
     assert seg(again).parent == seg(bad).parent
     assert again.params == bad.system_attrs["fixed_params"]  # what it was to train with
-    assert len(study.trials) == 6  # the failed segment counts: the study still ends
+    # The failed segment does not count: each model still trains its three segments.
+    assert len(study.trials) == 7
+    for member in (0, 1):
+        assert max(seg(t).generation for t in study.trials if seg(t).member == member) == 2
 
 
 def test_a_resumed_study_continues_the_same_population(tmp_path: Path) -> None:
@@ -199,9 +208,10 @@ def test_a_resumed_study_continues_the_same_population(tmp_path: Path) -> None:
     again = optuna.load_study(study_name="pbt", storage=storage, sampler=sampler())
     again.optimize(_toy.train)  # a new driver, a new sampler: it ends by itself
     trials = again.trials
-    assert len(trials) == 12
     pairs = [(seg(t).member, seg(t).generation) for t in trials]
-    assert sorted(pairs) == [(m, g) for m in range(3) for g in range(4)]  # none twice
+    assert len(pairs) == len(set(pairs))  # no segment twice
+    for member in range(3):  # each member's model trained its four segments
+        assert max(g for m, g in pairs if m == member) == 3
     assert all(t.user_attrs["loaded_step"] is not None for t in trials[5:] if seg(t).generation)
 
 
@@ -215,8 +225,11 @@ def test_availability_waits_while_every_free_member_is_training() -> None:
         study.tell(trial, 0.5)
     assert sampler.availability(study) is Availability.READY
     second = [study.ask(), study.ask()]
-    assert sampler.availability(study) is Availability.EXHAUSTED
     assert {seg(t).member for t in second} == {0, 1}
+    assert sampler.availability(study) is Availability.WAIT  # a last segment may fail
+    for trial in second:
+        study.tell(trial, 0.7)
+    assert sampler.availability(study) is Availability.EXHAUSTED
 
 
 def test_the_report_gives_the_best_members_schedule_and_the_plot_its_traces() -> None:
@@ -224,7 +237,8 @@ def test_the_report_gives_the_best_members_schedule_and_the_plot_its_traces() ->
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_toy.train)
     report = pbt_report(study)
-    assert len(report.segments) == 12
+    assert len(report.segments) == len(study.trials) <= 12
+    assert len(report.schedule) == 3  # the best model trained three segments
     assert set(report.segments.columns) >= {"member", "generation", "parent", "score", "lr"}
     best = study.trials[report.best_trial]
     assert seg(best).member == report.best_member
