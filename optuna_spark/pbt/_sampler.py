@@ -171,8 +171,8 @@ class PBTSampler(BaseSampler):
 
     def availability(self, study: Study) -> Availability:
         """``READY`` while a member is free to train its next segment, ``WAIT`` while every
-        member with segments left is training one, ``EXHAUSTED`` once every segment has been
-        handed out (see :class:`optuna_spark._handout.FiniteSampler`)."""
+        member that is not done is training one, ``EXHAUSTED`` once every member is done
+        (see :class:`optuna_spark._handout.FiniteSampler`)."""
         trials = study.get_trials(deepcopy=False)
         if any(t.state == TrialState.WAITING for t in trials):
             return Availability.READY
@@ -209,7 +209,8 @@ class PBTSampler(BaseSampler):
         if len(study.directions) > 1:
             raise ValueError("PBTSampler ranks members by one objective value, not several.")
         if p.MEMBER in trial.user_attrs:
-            return  # a segment made already (one that resumes, say)
+            _carry_on(study, trial)  # a segment made already: one that resumes, or a retry
+            return
         with self._lock:
             population = self._population(study.get_trials(deepcopy=False))
             member = population.next_member()
@@ -324,6 +325,23 @@ def _record(
     for key, value in system.items():
         storage.set_trial_system_attr(trial_id, key, value)
         trial.system_attrs[key] = value  # the Trial reads its fixed parameters from here
+
+
+def _carry_on(study: Study, trial: FrozenTrial) -> None:
+    """A segment made already keeps what it starts from: a retry of a lost one (a copy of
+    its parameters and user attributes) gets the system attributes back."""
+    if ATTR_KEEP in trial.system_attrs:
+        return
+    parent = trial.user_attrs.get(p.PARENT)
+    system: dict[str, Any] = {ATTR_KEEP: True}
+    if isinstance(parent, int):
+        system[ATTR_STARTS_FROM] = optuna_adapter.trial_id_of(
+            study.get_trials(deepcopy=False)[parent]
+        )
+    storage = optuna_adapter.storage_of(study)
+    for key, value in system.items():
+        storage.set_trial_system_attr(optuna_adapter.trial_id_of(trial), key, value)
+        trial.system_attrs[key] = value
 
 
 def _stop(study: Study) -> None:

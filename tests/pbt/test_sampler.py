@@ -257,3 +257,26 @@ def test_a_study_without_segments_has_no_report() -> None:
     study = optuna.create_study()
     with pytest.raises(ValueError, match="has no Population Based Training segment"):
         pbt_report(study)
+
+
+def test_a_retried_segment_starts_from_its_parents_checkpoint_again() -> None:
+    # A driver's retry of a lost trial copies its parameters and user attributes, not the
+    # run's system attributes: the sampler gives the segment its starting point back.
+    sampler = PBTSampler(population_size=2, n_generations=2, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_toy.train, n_trials=3)
+    lost = study.trials[2]
+    assert seg(lost).parent is not None
+    study.add_trial(
+        create_trial(
+            state=TrialState.WAITING,
+            params=lost.params,
+            distributions=lost.distributions,
+            user_attrs=lost.user_attrs,
+        )
+    )
+    retry = study.ask()
+    assert seg(retry) == seg(lost)  # the same segment
+    starts_from = study.trials[retry.number].system_attrs[ATTR_STARTS_FROM]
+    assert starts_from == study.trials[seg(lost).parent]._trial_id  # type: ignore[index]
+    assert _toy.train(retry) > 0 and retry.user_attrs["loaded_step"] is not None
