@@ -9,6 +9,9 @@ the objective, :func:`get_arm`, :func:`is_enabled`, :func:`ablate_data` and
 :func:`ablate_model` turn the trial into its data and model. :func:`ablation_report`,
 :func:`plot_ablation`, :func:`ablation_path_report` and :func:`plot_ablation_path` turn the
 finished study into tables with confidence intervals and corrected tests, and plots.
+:class:`ShapleyAblation` runs subsets of the components (all of them, or antithetic
+permutations on a budget); :func:`shapley_report` and :func:`plot_shapley` give each
+component's Shapley value with its interval, and the pairwise interactions.
 
 TensorFlow, Keras, PyTorch, pandas, SciPy, plotly and PySpark are imported only when a
 function needs them.
@@ -34,6 +37,9 @@ from optuna_spark.ablation._policy import LeaveOneIn
 from optuna_spark.ablation._policy import LeaveOneOut
 from optuna_spark.ablation._report import ablation_report
 from optuna_spark.ablation._sampler import AblationSampler
+from optuna_spark.ablation._shapley import ShapleyAblation
+from optuna_spark.ablation._shapley_report import plot_shapley
+from optuna_spark.ablation._shapley_report import shapley_report
 from optuna_spark.ablation._torch import remove_modules
 
 __all__ = [
@@ -46,6 +52,7 @@ __all__ = [
     "LOCOSampler",
     "LeaveOneIn",
     "LeaveOneOut",
+    "ShapleyAblation",
     "ablate_data",
     "ablate_model",
     "ablation_path_report",
@@ -56,6 +63,8 @@ __all__ = [
     "is_enabled",
     "plot_ablation",
     "plot_ablation_path",
+    "plot_shapley",
     "remove_layers",
     "remove_modules",
+    "shapley_report",
 ]

@@ -147,6 +147,11 @@ class AblationPolicy(abc.ABC):
             features=features, layers=layers, layer_groups=layer_groups, components=components
         )
 
+    def trial_attrs(self) -> dict[str, Any]:
+        """User attributes to record on every trial besides the arm's (JSON values): what
+        a report needs to know of the policy's design. None by default."""
+        return {}
+
     @abc.abstractmethod
     def arms(self, history: AblationHistory) -> Sequence[ArmSpec]:
         """The arms to run, in hand-out order, given what the study has run so far.

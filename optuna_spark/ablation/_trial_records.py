@@ -59,6 +59,7 @@ def user_attrs(
         The attributes by name.
     """
     attrs: dict[str, Any] = {
+        **policy.trial_attrs(),
         a.ATTR_ARM: spec.label,
         a.ATTR_KIND: spec.kind,
         a.ATTR_NAME: arm_name(spec),

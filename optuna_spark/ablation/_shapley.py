@@ -1,0 +1,189 @@
+"""``ShapleyAblation``: the fair division of what the components bring, with interactions.
+
+The game: ``v(S)`` is the objective with only the components of ``S`` present (the others
+left out), signed so that larger is better. A component's Shapley value is its marginal
+contribution ``v(S + i) - v(S)`` averaged over the orders in which components could be
+added; the values add up to ``v(all) - v(none)`` (efficiency). Each subset is one arm of the
+ablation study (leaving out the components not in it), run with paired, repeated seeds.
+
+- **Exact**: every one of the ``2 ** n`` subsets; the values and the pairwise Shapley
+  interaction indices are the exact weighted sums.
+- **Sampled** (``max_arms`` below ``2 ** n``): antithetic permutations. Each permutation
+  and its reverse is one unit; a unit's subsets are the chains of prefixes of both, and its
+  marginal contributions are an unbiased estimate of every value (each permutation's add up
+  to ``v(all) - v(none)``, so efficiency holds exactly). Units are added while the union of
+  their subsets fits in ``max_arms``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+from optuna_spark.ablation import _arms as a
+from optuna_spark.ablation._arm_specs import ArmSpec
+from optuna_spark.ablation._policy import AblationHistory
+from optuna_spark.ablation._policy import AblationPolicy
+
+#: The user attribute that records the design on each trial (for ``shapley_report``).
+ATTR_DESIGN = "shapley_design"
+#: The most components the exact design takes without ``max_arms`` (4,096 subsets).
+EXACT_LIMIT = 12
+KIND_SUBSET = "subset"
+
+
+class ShapleyAblation(AblationPolicy):
+    """Shapley values of components (and their pairwise interactions), from real trials.
+
+    Arms are subsets of the components: each leaves out the components not in its subset,
+    the base leaves nothing out. Give it to :class:`AblationSampler` with ``n_repeats``
+    (paired seeds: the same seeds for every subset); :func:`shapley_report` computes each
+    component's Shapley value, with a confidence interval, and the interactions.
+
+    Args:
+        features: Input features, as in :class:`LOCOSampler`.
+        layers: Keras layers or PyTorch modules.
+        layer_groups: Groups of layers left out together.
+        components: Other named components the objective can switch off.
+        max_arms: The most subsets to run. ``None``: all ``2 ** n`` (exact; at most 12
+            components). Fewer: antithetic permutations, as many pairs as fit (at least
+            ``2 * n`` arms: one pair).
+        order: ``2`` also reports pairwise interactions (negative: redundant, positive:
+            synergy); they need the exact design. ``1``: values only.
+        seed: Seeds the permutations of the sampled design.
+
+    Example:
+
+        .. testcode::
+
+            import optuna
+            from optuna_spark.ablation import AblationSampler, ShapleyAblation
+            from optuna_spark.ablation import get_arm, shapley_report
+
+            def objective(trial):
+                arm = get_arm(trial)
+                on = {c: arm.is_enabled(c) for c in ("a", "b", "c")}
+                # a and b are redundant (either will do); c adds 1.
+                return (2.0 if on["a"] or on["b"] else 0.0) + (1.0 if on["c"] else 0.0)
+
+            policy = ShapleyAblation(components=["a", "b", "c"])
+            sampler = AblationSampler(policy, n_repeats=1, seed=0)
+            study = optuna.create_study(direction="maximize", sampler=sampler)
+            study.optimize(objective)  # 8 subsets
+            report = shapley_report(study)
+            assert report.loc["a", "shapley"] == report.loc["b", "shapley"] == 1.0
+            assert report.loc["c", "shapley"] == 1.0
+            assert report.attrs["interactions"].loc[("a", "b"), "interaction"] == -2.0
+    """
+
+    def __init__(
+        self,
+        *,
+        features: Sequence[str] = (),
+        layers: Sequence[str] = (),
+        layer_groups: Mapping[str, str | Sequence[str]] | None = None,
+        components: Sequence[str] = (),
+        max_arms: int | None = None,
+        order: int = 2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            features=features, layers=layers, layer_groups=layer_groups, components=components
+        )
+        names = list(self.catalog.names)
+        n = len(names)
+        if n < 2:
+            raise ValueError("A Shapley ablation needs at least two components.")
+        if order not in (1, 2):
+            raise ValueError(f"order must be 1 (values) or 2 (and interactions), not {order!r}.")
+        if max_arms is not None and (
+            isinstance(max_arms, bool) or not isinstance(max_arms, int) or max_arms < 2 * n
+        ):
+            raise ValueError(
+                f"max_arms must be an int of at least {2 * n} (one pair of permutations of "
+                f"{n} components), or None for every subset, but got {max_arms!r}."
+            )
+        exact = max_arms is None or max_arms >= 2**n
+        if max_arms is None and n > EXACT_LIMIT:
+            raise ValueError(
+                f"{n} components have {2**n} subsets: set max_arms to run a sample of them "
+                f"(the exact design takes at most {EXACT_LIMIT} components)."
+            )
+        if order == 2 and not exact:
+            raise ValueError(
+                "Pairwise interactions need the exact design (every subset): set max_arms to "
+                f"None or at least {2**n}, or order=1 for values only."
+            )
+        self.names = names
+        self.order = order
+        self.exact = exact
+        self.permutations = [] if exact else _antithetic(names, max_arms or 0, seed)
+        self._arms = [_arm(names, present) for present in self._subsets()]
+
+    def _subsets(self) -> list[frozenset[str]]:
+        """The subsets of present components to run, the full set (the base) first."""
+        if self.exact:
+            n = len(self.names)
+            masks = sorted(range(2**n), key=lambda m: (-bin(m).count("1"), m))
+            return [frozenset(c for k, c in enumerate(self.names) if m >> k & 1) for m in masks]
+        seen: dict[frozenset[str], None] = {frozenset(self.names): None}
+        for permutation in self.permutations:
+            for k in range(len(permutation) + 1):
+                seen.setdefault(frozenset(permutation[:k]), None)
+        return list(seen)
+
+    def design(self) -> dict[str, Any]:
+        """What :func:`shapley_report` needs besides the values: the components, whether the
+        design is exact, the permutations (pairs of a permutation and its reverse), the
+        order."""
+        return {
+            "components": self.names,
+            "exact": self.exact,
+            "permutations": [list(p) for p in self.permutations],
+            "order": self.order,
+        }
+
+    def trial_attrs(self) -> dict[str, Any]:
+        return {ATTR_DESIGN: self.design()}
+
+    def arms(self, history: AblationHistory) -> Sequence[ArmSpec]:
+        return self._arms
+
+
+def _arm(names: Sequence[str], present: frozenset[str]) -> ArmSpec:
+    left_out = tuple(n for n in names if n not in present)
+    if not left_out:
+        return ArmSpec(a.BASE, (), a.KIND_BASE)
+    return ArmSpec(subset_label(left_out), left_out, KIND_SUBSET)
+
+
+def subset_label(left_out: Sequence[str]) -> str:
+    """The label of the arm that leaves ``left_out`` out (``"without:a+b"``)."""
+    return "without:" + "+".join(left_out)
+
+
+def _antithetic(names: Sequence[str], max_arms: int, seed: int) -> list[list[str]]:
+    """Permutations in antithetic pairs (one, then its reverse), while the union of their
+    prefix chains fits in ``max_arms`` subsets; always at least one pair."""
+    rng = random.Random(seed)
+    subsets: set[frozenset[str]] = set()
+    permutations: list[list[str]] = []
+    tries = 0
+    while tries < 100 * len(names):
+        tries += 1
+        order = list(names)
+        rng.shuffle(order)
+        pair = [order, order[::-1]]
+        chains = {frozenset(p[:k]) for p in pair for k in range(len(p) + 1)}
+        if permutations and len(subsets | chains) > max_arms:
+            if len(subsets) >= max_arms - 1:
+                break
+            continue  # a pair that shares more subsets may still fit
+        subsets |= chains
+        permutations += pair
+        if len(permutations) // 2 >= math.factorial(len(names)) // 2:
+            break
+    return permutations

@@ -1,0 +1,248 @@
+"""``shapley_report`` and ``plot_shapley``: Shapley values of a ``ShapleyAblation`` study."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+
+from optuna_spark.ablation._imports import import_ablation_dependency
+from optuna_spark.ablation._report_trials import collect
+from optuna_spark.ablation._report_trials import minimize_of
+from optuna_spark.ablation._shapley import ATTR_DESIGN
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+Game = dict[frozenset[str], np.ndarray]  # v(present components) by repeat
+
+
+def shapley_report(
+    study: optuna.Study,
+    *,
+    confidence: float = 0.95,
+    target: Callable[[FrozenTrial], float] | None = None,
+    direction: str | StudyDirection | None = None,
+) -> pd.DataFrame:
+    """Each component's Shapley value in a :class:`ShapleyAblation` study, with its interval.
+
+    The game is the objective with only some components present, signed so that a positive
+    value means the component improves the objective in the study's direction. Repeats are
+    paired by seed: every subset runs with the same seeds.
+
+    Args:
+        study: A study run by ``AblationSampler(ShapleyAblation(...))`` (finished, or far
+            enough that every subset of the design has a completed trial for some seed).
+        confidence: The intervals' confidence level.
+        target: A trial's value to use instead of its objective value.
+        direction: The direction of ``target`` (default: the study's).
+
+    Returns:
+        A DataFrame indexed by component, with ``shapley`` (in objective units),
+        ``ci_low`` and ``ci_high``, best first. Its ``attrs`` hold ``"interactions"`` (with
+        ``order=2``: a DataFrame indexed by component pairs, with ``interaction``,
+        ``ci_low``, ``ci_high`` and ``excludes_zero``; negative: redundant, positive:
+        synergy), ``"total"`` (all components against none), and ``"efficiency"`` (a
+        sentence: the values add up to that total). With one repeat, or one pair of
+        permutations, some intervals cannot be computed (NaN).
+
+    Raises:
+        ValueError: The study has no Shapley ablation, or no seed has every subset done.
+    """
+    pd = import_ablation_dependency("pandas")
+    design = _design(study)
+    names: list[str] = design["components"]
+    sign = -1.0 if minimize_of(study, target, direction) else 1.0
+    game = _game(study, names, target, sign)
+    repeats = len(next(iter(game.values())))
+    if design["exact"]:
+        per_repeat = _exact_values(game, names)  # (repeats, n)
+        low, high = _intervals(per_repeat, None, confidence)
+    else:
+        units = _unit_marginals(game, design["permutations"], names)
+        per_repeat = units.mean(axis=0)
+        low, high = _intervals(per_repeat, units.mean(axis=1), confidence)
+    values = per_repeat.mean(axis=0)
+    frame = pd.DataFrame(
+        {"shapley": values, "ci_low": low, "ci_high": high},
+        index=pd.Index(names, name="component"),
+    ).sort_values("shapley", ascending=False)
+    total = float(np.mean(game[frozenset(names)] - game[frozenset()]))
+    frame.attrs["total"] = total
+    frame.attrs["efficiency"] = (
+        f"The values add up to {float(values.sum()):.6g}: the difference between all "
+        f"components and none ({total:.6g}), averaged over {repeats} repeat(s)."
+    )
+    if design["exact"] and design.get("order", 2) == 2:
+        frame.attrs["interactions"] = _interactions_frame(pd, game, names, confidence)
+    return frame
+
+
+def _design(study: optuna.Study) -> dict[str, Any]:
+    for trial in study.get_trials(deepcopy=False):
+        design = trial.user_attrs.get(ATTR_DESIGN)
+        if isinstance(design, dict):
+            return design
+    raise ValueError(
+        f"Study {study.study_name!r} is not a Shapley ablation: run it with "
+        "AblationSampler(ShapleyAblation(...))."
+    )
+
+
+def _game(
+    study: optuna.Study,
+    names: Sequence[str],
+    target: Callable[[FrozenTrial], float] | None,
+    sign: float,
+) -> Game:
+    """``v(S)`` for each subset of present components, one value per seed that every subset
+    has (the mean of its completed trials of that seed)."""
+    found = collect(study, target)
+    by_subset: dict[frozenset[str], dict[Any, float]] = {}
+    for label in found.labels:
+        present = frozenset(names) - set(found.left_out.get(label, ()))
+        by_seed = found.values.get(label, {})
+        by_subset[present] = {k: sign * float(np.mean(v)) for k, v in by_seed.items()}
+    common = set.intersection(*(set(v) for v in by_subset.values())) if by_subset else set()
+    if not common:
+        raise ValueError(
+            f"Study {study.study_name!r}: no seed has a completed trial of every subset yet; "
+            "the report needs each subset of the design done for at least one seed."
+        )
+    order = sorted(common, key=repr)
+    return {s: np.array([v[k] for k in order]) for s, v in by_subset.items()}
+
+
+def _exact_values(game: Game, names: Sequence[str]) -> np.ndarray:
+    """The exact Shapley values, per repeat: shape (repeats, n)."""
+    n = len(names)
+    out = []
+    for i in names:
+        others = [c for c in names if c != i]
+        total = np.zeros(len(next(iter(game.values()))))
+        for size in range(n):
+            weight = math.factorial(size) * math.factorial(n - size - 1) / math.factorial(n)
+            for subset in itertools.combinations(others, size):
+                s = frozenset(subset)
+                total = total + weight * (game[s | {i}] - game[s])
+        out.append(total)
+    return np.stack(out, axis=1)
+
+
+def _interactions(game: Game, names: Sequence[str]) -> dict[tuple[str, str], np.ndarray]:
+    """The exact pairwise Shapley interaction indices, per repeat."""
+    n = len(names)
+    out = {}
+    for i, j in itertools.combinations(names, 2):
+        others = [c for c in names if c not in (i, j)]
+        total = np.zeros(len(next(iter(game.values()))))
+        for size in range(n - 1):
+            weight = math.factorial(size) * math.factorial(n - size - 2) / math.factorial(n - 1)
+            for subset in itertools.combinations(others, size):
+                s = frozenset(subset)
+                both, one, other = game[s | {i, j}], game[s | {i}], game[s | {j}]
+                total = total + weight * (both - one - other + game[s])
+        out[(i, j)] = total
+    return out
+
+
+def _interactions_frame(
+    pd: Any, game: Game, names: Sequence[str], confidence: float
+) -> pd.DataFrame:
+    rows = []
+    for (i, j), per_repeat in _interactions(game, names).items():
+        low, high = _intervals(per_repeat[:, None], None, confidence)
+        rows.append(
+            {
+                "a": i,
+                "b": j,
+                "interaction": float(per_repeat.mean()),
+                "ci_low": float(low[0]),
+                "ci_high": float(high[0]),
+                "excludes_zero": bool(low[0] > 0 or high[0] < 0),
+            }
+        )
+    return pd.DataFrame(rows).set_index(["a", "b"])
+
+
+def _unit_marginals(
+    game: Game, permutations: Sequence[Sequence[str]], names: Sequence[str]
+) -> np.ndarray:
+    """Each antithetic pair's mean marginal contributions, per repeat: shape (units,
+    repeats, n), components in the order of ``names``."""
+    index = {c: k for k, c in enumerate(names)}
+    repeats = len(next(iter(game.values())))
+    units = []
+    for u in range(0, len(permutations), 2):
+        pair = permutations[u : u + 2]
+        marginal = np.zeros((repeats, len(names)))
+        for order in pair:
+            for k, c in enumerate(order):
+                before = frozenset(order[:k])
+                marginal[:, index[c]] += (game[before | {c}] - game[before]) / len(pair)
+        units.append(marginal)
+    return np.stack(units)
+
+
+def _intervals(
+    per_repeat: np.ndarray, per_unit: np.ndarray | None, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Student-t intervals of the mean of ``per_repeat`` (repeats, n), from the seeds'
+    spread; with ``per_unit`` (units, n), the permutations' spread is added to it (a
+    conservative sum: both hold some of the seeds' noise). NaN where neither has two."""
+    from scipy import stats
+
+    repeats, n = per_repeat.shape
+    mean = per_repeat.mean(axis=0)
+    var = per_repeat.var(axis=0, ddof=1) / repeats if repeats > 1 else np.zeros(n)
+    dfs = [repeats - 1] if repeats > 1 else []
+    if per_unit is not None and per_unit.shape[0] > 1:
+        var = var + per_unit.var(axis=0, ddof=1) / per_unit.shape[0]
+        dfs.append(per_unit.shape[0] - 1)
+    low, high = np.full(n, math.nan), np.full(n, math.nan)
+    if not dfs:
+        return low, high
+    for k in range(n):
+        se = math.sqrt(float(var[k]))
+        if se == 0.0:
+            low[k] = high[k] = mean[k]
+        else:
+            low[k], high[k] = stats.t.interval(confidence, min(dfs), loc=mean[k], scale=se)
+    return low, high
+
+
+def plot_shapley(study: optuna.Study, **kwargs: Any) -> go.Figure:
+    """The Shapley values as horizontal bars with their intervals, largest on top, in the
+    style of ``optuna.visualization`` (``kwargs`` go to :func:`shapley_report`)."""
+    go = import_ablation_dependency("plotly.graph_objects")
+    report = shapley_report(study, **kwargs).iloc[::-1]
+    error = {
+        "type": "data",
+        "symmetric": False,
+        "array": (report["ci_high"] - report["shapley"]).fillna(0).tolist(),
+        "arrayminus": (report["shapley"] - report["ci_low"]).fillna(0).tolist(),
+    }
+    figure = go.Figure(
+        go.Bar(
+            x=report["shapley"],
+            y=[str(c) for c in report.index],
+            orientation="h",
+            error_x=error,
+            marker_color="rgb(66, 146, 198)",
+        )
+    )
+    figure.update_layout(
+        title="Shapley values (what each component brings)",
+        xaxis_title=f"Shapley value ({report.attrs['efficiency']})"[:120],
+        yaxis_title="component",
+    )
+    return figure

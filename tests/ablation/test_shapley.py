@@ -1,0 +1,138 @@
+"""ShapleyAblation and shapley_report: exact values and interactions on a known game,
+efficiency, the sampled design's unbiasedness, intervals, resume, and Spark workers."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import optuna
+import pytest
+
+from optuna_spark.ablation import AblationSampler
+from optuna_spark.ablation import ShapleyAblation
+from optuna_spark.ablation import plot_shapley
+from optuna_spark.ablation import shapley_report
+from tests.ablation import _shapley_game as g
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _run(policy: ShapleyAblation, n_repeats: int = 1, noise: float = 0.0, **kw: object):  # type: ignore[no-untyped-def]
+    study = optuna.create_study(
+        direction="maximize", sampler=AblationSampler(policy, n_repeats=n_repeats, seed=0), **kw
+    )
+    study.optimize(g.objective(noise, policy.names))
+    return study
+
+
+def test_the_exact_design_gives_the_shapley_values_and_interactions_of_the_game() -> None:
+    names = g.COMPONENTS[:6]
+    study = _run(ShapleyAblation(components=names))
+    assert len(study.trials) == 2**6  # every subset once
+    report = shapley_report(study)
+    exact = g.exact_shapley(names)
+    for c in names:
+        assert report.loc[c, "shapley"] == pytest.approx(exact[c])
+    # Efficiency: they add up to all components against none, and the report says so.
+    assert report["shapley"].sum() == pytest.approx(g.value(names) - g.value([]))
+    assert report.attrs["total"] == pytest.approx(g.value(names))
+    assert "add up to" in report.attrs["efficiency"]
+    pairs = report.attrs["interactions"]["interaction"]
+    assert pairs[("c", "d")] == pytest.approx(-1.0)  # redundant: either one will do
+    assert pairs[("e", "f")] == pytest.approx(1.0)  # synergy: only together
+    assert pairs[("a", "b")] == pytest.approx(0.0)  # independent
+
+
+def test_the_sampled_design_is_unbiased_and_exactly_efficient() -> None:
+    names = g.COMPONENTS
+    exact = g.exact_shapley(names)
+    estimates = {c: [] for c in names}  # type: dict[str, list[float]]
+    for seed in range(40):
+        policy = ShapleyAblation(components=names, max_arms=64, order=1, seed=seed)
+        assert len(policy.arms(None)) <= 64  # type: ignore[arg-type]
+        report = shapley_report(_run(policy))
+        assert report["shapley"].sum() == pytest.approx(g.value(names) - g.value([]))
+        for c in names:
+            estimates[c].append(report.loc[c, "shapley"])
+    for c in names:  # the mean over designs is the exact value (unbiased)
+        mean = statistics.mean(estimates[c])
+        se = statistics.stdev(estimates[c]) / len(estimates[c]) ** 0.5
+        assert abs(mean - exact[c]) <= 4 * se + 1e-9, (c, mean, exact[c])
+
+
+def test_intervals_from_paired_repeats_cover_the_noise_free_values() -> None:
+    names = g.COMPONENTS[:5]
+    report = shapley_report(_run(ShapleyAblation(components=names), n_repeats=6, noise=0.1))
+    exact = g.exact_shapley(names)
+    for c in names:
+        assert report.loc[c, "ci_low"] <= exact[c] <= report.loc[c, "ci_high"], c
+        assert report.loc[c, "ci_high"] - report.loc[c, "ci_low"] < 0.5
+    pairs = report.attrs["interactions"]
+    assert pairs.loc[("c", "d"), "excludes_zero"] and pairs.loc[("c", "d"), "ci_high"] < 0
+    assert not pairs.loc[("a", "b"), "excludes_zero"]
+
+
+def test_a_minimized_objective_gives_positive_values_to_what_lowers_it() -> None:
+    names = ["a", "b", "c"]
+    sampler = AblationSampler(ShapleyAblation(components=names), n_repeats=1, seed=0)
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    study.optimize(lambda trial: -g.objective(0.0, names)(trial))  # a loss
+    report = shapley_report(study)
+    expected = g.exact_shapley(names)["a"]
+    assert expected > 0 and report.loc["a", "shapley"] == pytest.approx(expected)
+
+
+def test_a_study_resumed_by_a_new_sampler_runs_each_subset_once(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'shapley.db'}"
+    names = ["a", "b", "c", "d"]
+
+    def sampler() -> AblationSampler:
+        return AblationSampler(ShapleyAblation(components=names), n_repeats=2, seed=0)
+
+    study = optuna.create_study(
+        study_name="s", storage=storage, direction="maximize", sampler=sampler()
+    )
+    study.optimize(g.objective(0.0, names), n_trials=11)  # the driver "dies" here
+    again = optuna.load_study(study_name="s", storage=storage, sampler=sampler())
+    again.optimize(g.objective(0.0, names))
+    assert len(again.trials) == 16 * 2
+    report = shapley_report(again)
+    exact = g.exact_shapley(names)
+    assert all(report.loc[c, "shapley"] == pytest.approx(exact[c]) for c in names)
+
+
+def test_bad_designs_are_refused_with_what_to_do() -> None:
+    with pytest.raises(ValueError, match="at least two components"):
+        ShapleyAblation(components=["a"])
+    with pytest.raises(ValueError, match="need the exact design"):
+        ShapleyAblation(components=g.COMPONENTS, max_arms=64)  # order=2 by default
+    with pytest.raises(ValueError, match="at least 16"):
+        ShapleyAblation(components=g.COMPONENTS, max_arms=10, order=1)
+    with pytest.raises(ValueError, match="set max_arms"):
+        ShapleyAblation(components=[f"c{i}" for i in range(13)])
+    with pytest.raises(ValueError, match="not a Shapley ablation"):
+        shapley_report(optuna.create_study())
+
+
+def test_the_plot_shows_each_component_with_its_interval() -> None:
+    names = ["a", "b", "c"]
+    figure = plot_shapley(_run(ShapleyAblation(components=names), n_repeats=3, noise=0.1))
+    (bars,) = figure.data
+    assert sorted(bars.y) == names and len(bars.error_x.array) == 3
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(240)
+def test_four_spark_workers_run_each_subset_once(spark: object) -> None:
+    from optuna_spark import SparkExecutor
+
+    names = ["a", "b", "c", "d"]
+    sampler = AblationSampler(ShapleyAblation(components=names), n_repeats=2, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    SparkExecutor(spark, n_workers=4).optimize(study, g.objective(0.05, names))  # type: ignore[arg-type]
+    arms = [(t.user_attrs["loco_arm"], t.user_attrs["loco_repeat"]) for t in study.trials]
+    assert len(arms) == len(set(arms)) == 16 * 2  # each (subset, repeat) once, then it ended
+    report = shapley_report(study)
+    exact = g.exact_shapley(names)
+    assert all(abs(report.loc[c, "shapley"] - exact[c]) < 0.2 for c in names)
