@@ -79,8 +79,9 @@ def test_the_cluster_coordinator_carries_its_port_and_run(tmp_path: Path) -> Non
     options = CallOptions(settings, None, None, None, 4242, (None, None), None, True, True, False)
     config = RunConfig(n_trials=7, timeout=9.0)
     study = _file_study(tmp_path)
-    job, spec = cluster_job(None, study, config, options, 2, lambda t: 0.0, ())  # type: ignore[arg-type]
-    assert spec.service_port == 4242 and spec.config == config and spec.gc_after_trial
+    job, spec = cluster_job(None, [(study, config)], options, 2, lambda t: 0.0, ())  # type: ignore[arg-type]
+    assert spec.service_port == 4242 and spec.first.config == config and spec.gc_after_trial
+    assert not spec.pool and spec.first.study_name == study.study_name
     assert spec.n_workers == 2 and job.name.endswith("coordinator and 2 workers")
 
 
