@@ -30,8 +30,9 @@ from optuna_spark.ablation._policy import AblationPolicy
 
 #: The user attribute that records the design on each trial (for ``shapley_report``).
 ATTR_DESIGN = "shapley_design"
-#: The most components the exact design takes without ``max_arms`` (4,096 subsets).
-EXACT_LIMIT = 12
+#: The most components the exact design takes without ``max_arms`` (1,024 subsets: every
+#: trial records every arm's label, as ablation trials do).
+EXACT_LIMIT = 10
 KIND_SUBSET = "subset"
 
 
@@ -48,7 +49,7 @@ class ShapleyAblation(AblationPolicy):
         layers: Keras layers or PyTorch modules.
         layer_groups: Groups of layers left out together.
         components: Other named components the objective can switch off.
-        max_arms: The most subsets to run. ``None``: all ``2 ** n`` (exact; at most 12
+        max_arms: The most subsets to run. ``None``: all ``2 ** n`` (exact; at most 10
             components). Fewer: antithetic permutations, as many pairs as fit (at least
             ``2 * n`` arms: one pair).
         order: ``2`` also reports pairwise interactions (negative: redundant, positive:

@@ -110,7 +110,7 @@ def test_bad_designs_are_refused_with_what_to_do() -> None:
     with pytest.raises(ValueError, match="at least 16"):
         ShapleyAblation(components=g.COMPONENTS, max_arms=10, order=1)
     with pytest.raises(ValueError, match="set max_arms"):
-        ShapleyAblation(components=[f"c{i}" for i in range(13)])
+        ShapleyAblation(components=[f"c{i}" for i in range(11)])
     with pytest.raises(ValueError, match="not a Shapley ablation"):
         shapley_report(optuna.create_study())
 
