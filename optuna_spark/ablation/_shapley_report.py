@@ -50,8 +50,9 @@ def shapley_report(
         A DataFrame indexed by component, with ``shapley`` (in objective units),
         ``ci_low`` and ``ci_high``, best first. Its ``attrs`` hold ``"interactions"`` (with
         ``order=2``: a DataFrame indexed by component pairs, with ``interaction``,
-        ``ci_low``, ``ci_high`` and ``excludes_zero``; negative: redundant, positive:
-        synergy), ``"total"`` (all components against none), and ``"efficiency"`` (a
+        ``ci_low``, ``ci_high`` and ``excludes_zero``, whether the interval at the level
+        corrected for the number of pairs (Bonferroni) excludes 0; negative: redundant,
+        positive: synergy), ``"total"`` (all components against none), and ``"efficiency"`` (a
         sentence: the values add up to that total). With one repeat, or one pair of
         permutations, some intervals cannot be computed (NaN).
 
@@ -159,8 +160,13 @@ def _interactions_frame(
     pd: Any, game: Game, names: Sequence[str], confidence: float
 ) -> pd.DataFrame:
     rows = []
-    for (i, j), per_repeat in _interactions(game, names).items():
+    interactions = _interactions(game, names)
+    # Whether an interval excludes 0 is decided at the level corrected for the number of
+    # pairs (Bonferroni), so that null pairs are rarely flagged however many there are.
+    corrected = 1 - (1 - confidence) / max(1, len(interactions))
+    for (i, j), per_repeat in interactions.items():
         low, high = _intervals(per_repeat[:, None], None, confidence)
+        strict_low, strict_high = _intervals(per_repeat[:, None], None, corrected)
         rows.append(
             {
                 "a": i,
@@ -168,7 +174,7 @@ def _interactions_frame(
                 "interaction": float(per_repeat.mean()),
                 "ci_low": float(low[0]),
                 "ci_high": float(high[0]),
-                "excludes_zero": bool(low[0] > 0 or high[0] < 0),
+                "excludes_zero": bool(strict_low[0] > 0 or strict_high[0] < 0),
             }
         )
     return pd.DataFrame(rows).set_index(["a", "b"])
