@@ -23,8 +23,14 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
 from optuna_spark.ablation import _arms as a
 from optuna_spark.ablation._arm_specs import ArmSpec
+from optuna_spark.ablation._arm_specs import Catalog
 from optuna_spark.ablation._policy import AblationHistory
 from optuna_spark.ablation._policy import AblationPolicy
 
@@ -94,7 +100,49 @@ class ShapleyAblation(AblationPolicy):
         super().__init__(
             features=features, layers=layers, layer_groups=layer_groups, components=components
         )
-        names = list(self.catalog.names)
+        self._configs: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self._setup(list(self.catalog.names), max_arms, order, seed)
+
+    @classmethod
+    def from_study(
+        cls,
+        study: optuna.Study,
+        *,
+        source: Mapping[str, Any] | FrozenTrial | None = None,
+        target: Mapping[str, Any] | FrozenTrial | None = None,
+        max_arms: int | None = None,
+        order: int = 2,
+        seed: int = 0,
+    ) -> ShapleyAblation:
+        """The Shapley values of a tuned study's changes: from its first completed trial (or
+        ``source``, your defaults) to its best (or ``target``), each parameter the two set
+        differently is a component, present when set to the target's value.
+
+        Run it with :class:`AblationSampler` and the *tuning* objective, as
+        :class:`AblationPath`: the sampler answers each ``suggest_*`` with the arm's
+        configuration. Unlike the path's, the credit is order free, and with every subset
+        the pairwise interactions of the changes come with it.
+
+        Raises:
+            ValueError: The study has no completed trial, or the two configurations differ
+                in fewer than two parameters.
+        """
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            raise ValueError(f"Study {study.study_name!r} has no completed trial to start from.")
+        start = _config("source", complete[0] if source is None else source)
+        end = _config("target", study.best_trial if target is None else target)
+        names = [p for p in end if p in start and start[p] != end[p]]
+        policy = cls.__new__(cls)
+        AblationPolicy.__init__(policy)
+        policy.catalog = Catalog.build(params=names)
+        policy._configs = (start, end)
+        policy.direction = "minimize" if study.direction == StudyDirection.MINIMIZE else "maximize"
+        policy._setup(names, max_arms, order, seed)
+        return policy
+
+    def _setup(self, names: list[str], max_arms: int | None, order: int, seed: int) -> None:
+        """Check the design, and make its arms."""
         n = len(names)
         if n < 2:
             raise ValueError("A Shapley ablation needs at least two components.")
@@ -122,7 +170,7 @@ class ShapleyAblation(AblationPolicy):
         self.order = order
         self.exact = exact
         self.permutations = [] if exact else _antithetic(names, max_arms or 0, seed)
-        self._arms = [_arm(names, present) for present in self._subsets()]
+        self._arms = [_arm(names, present, self._configs) for present in self._subsets()]
 
     def _subsets(self) -> list[frozenset[str]]:
         """The subsets of present components to run, the full set (the base) first."""
@@ -154,11 +202,33 @@ class ShapleyAblation(AblationPolicy):
         return self._arms
 
 
-def _arm(names: Sequence[str], present: frozenset[str]) -> ArmSpec:
+def _arm(
+    names: Sequence[str],
+    present: frozenset[str],
+    configs: tuple[dict[str, Any], dict[str, Any]] | None,
+) -> ArmSpec:
+    """The arm of ``present``; with ``configs`` (source, target), a configuration: the
+    target's values for the present changes (and for what only the target sets), the
+    source's for the others."""
     left_out = tuple(n for n in names if n not in present)
+    params = None
+    if configs is not None:
+        start, end = configs
+        params = {**start, **{p: v for p, v in end.items() if p in present or p not in start}}
     if not left_out:
-        return ArmSpec(a.BASE, (), a.KIND_BASE)
-    return ArmSpec(subset_label(left_out), left_out, KIND_SUBSET)
+        return ArmSpec(a.BASE, (), a.KIND_BASE, params)
+    return ArmSpec(subset_label(left_out), left_out, KIND_SUBSET, params)
+
+
+def _config(arg: str, config: Mapping[str, Any] | FrozenTrial) -> dict[str, Any]:
+    if isinstance(config, FrozenTrial):
+        return dict(config.params)
+    if not isinstance(config, Mapping):
+        raise TypeError(
+            f"{arg} must be a dict of parameters or a FrozenTrial, but got "
+            f"{type(config).__name__}."
+        )
+    return dict(config)
 
 
 def subset_label(left_out: Sequence[str]) -> str:

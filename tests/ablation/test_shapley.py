@@ -136,3 +136,29 @@ def test_four_spark_workers_run_each_subset_once(spark: object) -> None:
     report = shapley_report(study)
     exact = g.exact_shapley(names)
     assert all(abs(report.loc[c, "shapley"] - exact[c]) < 0.2 for c in names)
+
+
+def _separable(trial: optuna.trial.BaseTrial) -> float:
+    x = trial.suggest_float("x", -10, 10)
+    y = trial.suggest_int("y", 0, 10)
+    z = trial.suggest_categorical("z", ["a", "b"])
+    return (x - 1) ** 2 + 0.1 * (y - 5) ** 2 + (z == "b")
+
+
+def test_the_changes_of_a_tuned_study_get_their_shapley_values() -> None:
+    tuned = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    tuned.enqueue_trial({"x": 8.0, "y": 0, "z": "b"})  # the defaults: the first trial
+    tuned.enqueue_trial({"x": 1.0, "y": 5, "z": "a"})  # the tuned best
+    tuned.optimize(_separable, n_trials=2)
+    policy = ShapleyAblation.from_study(tuned)
+    assert policy.names == ["x", "y", "z"] and len(policy.arms(None)) == 8  # type: ignore[arg-type]
+    study = optuna.create_study(sampler=AblationSampler(policy, n_repeats=1, seed=0))
+    study.optimize(_separable)  # the tuning objective, unchanged
+    report = shapley_report(study)
+    # A separable objective: each change's credit is its own gain, whatever the order.
+    assert report.loc["x", "shapley"] == pytest.approx(49.0)
+    assert report.loc["y", "shapley"] == pytest.approx(2.5)
+    assert report.loc["z", "shapley"] == pytest.approx(1.0)
+    assert report.attrs["interactions"]["interaction"].abs().max() == pytest.approx(0, abs=1e-9)
+    with pytest.raises(ValueError, match="has no completed trial"):
+        ShapleyAblation.from_study(optuna.create_study())
