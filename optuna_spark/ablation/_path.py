@@ -80,8 +80,8 @@ class AblationPath(AblationPolicy):
         source: Mapping[str, Any] | FrozenTrial,
         target: Mapping[str, Any] | FrozenTrial,
     ) -> None:
-        self.source = _params("source", source)
-        self.target = _params("target", target)
+        self.source = config_of("source", source)
+        self.target = config_of("target", target)
         names = [p for p in self.target if p in self.source and self.source[p] != self.target[p]]
         if not names:
             raise ValueError(
@@ -198,7 +198,8 @@ class AblationPath(AblationPolicy):
         return ArmSpec(label, (), kind, self.config(flipped))
 
 
-def _params(arg: str, config: Mapping[str, Any] | FrozenTrial) -> dict[str, Any]:
+def config_of(arg: str, config: Mapping[str, Any] | FrozenTrial) -> dict[str, Any]:
+    """``config`` (a dict of parameters, or a trial's) as a dict; ``arg`` names it in errors."""
     if isinstance(config, FrozenTrial):
         return dict(config.params)
     if not isinstance(config, Mapping):

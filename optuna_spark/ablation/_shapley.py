@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 from optuna_spark.ablation import _arms as a
 from optuna_spark.ablation._arm_specs import ArmSpec
 from optuna_spark.ablation._arm_specs import Catalog
+from optuna_spark.ablation._path import config_of
 from optuna_spark.ablation._policy import AblationHistory
 from optuna_spark.ablation._policy import AblationPolicy
 
@@ -130,8 +131,8 @@ class ShapleyAblation(AblationPolicy):
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not complete:
             raise ValueError(f"Study {study.study_name!r} has no completed trial to start from.")
-        start = _config("source", complete[0] if source is None else source)
-        end = _config("target", study.best_trial if target is None else target)
+        start = config_of("source", complete[0] if source is None else source)
+        end = config_of("target", study.best_trial if target is None else target)
         names = [p for p in end if p in start and start[p] != end[p]]
         policy = cls.__new__(cls)
         AblationPolicy.__init__(policy)
@@ -218,17 +219,6 @@ def _arm(
     if not left_out:
         return ArmSpec(a.BASE, (), a.KIND_BASE, params)
     return ArmSpec(subset_label(left_out), left_out, KIND_SUBSET, params)
-
-
-def _config(arg: str, config: Mapping[str, Any] | FrozenTrial) -> dict[str, Any]:
-    if isinstance(config, FrozenTrial):
-        return dict(config.params)
-    if not isinstance(config, Mapping):
-        raise TypeError(
-            f"{arg} must be a dict of parameters or a FrozenTrial, but got "
-            f"{type(config).__name__}."
-        )
-    return dict(config)
 
 
 def subset_label(left_out: Sequence[str]) -> str:
