@@ -32,6 +32,7 @@ from optuna_spark._spark._cluster_task import read_record
 from optuna_spark._spark._cluster_task import record_error
 from optuna_spark._spark._echo import OutputEcho
 from optuna_spark._spark._job import SparkJob
+from optuna_spark._spark._many import total_trials
 from optuna_spark._spark._on_driver import close_all
 from optuna_spark._spark._pool import note_study
 from optuna_spark._spark._pool_progress import PoolProgress
@@ -325,6 +326,7 @@ class ClusterPool:
 
     @property
     def n_trials(self) -> int | None:
+        """Trials of all studies together, if each study has an ``n_trials``."""
         limits = [run.n_trials for run in self.runs]
         return None if None in limits else sum(n or 0 for n in limits)
 
@@ -349,15 +351,15 @@ class ClusterPoolPlacement:
     ) -> None:
         self._options = options
         slots = max(1, _session.default_parallelism(spark) - 1)  # task 0 takes one
-        first = studies[0][0]
-        views = [ClusterRunView(s, "", c.n_trials, c.timeout, first) for s, c in studies]
-        self.n_workers = n_workers_for(options.n_workers, slots, ClusterPool(views).n_trials)
+        n_trials = total_trials([config for _, config in studies])
+        self.n_workers = n_workers_for(options.n_workers, slots, n_trials)
         self._job, spec = cluster_job(
             spark, studies, options, self.n_workers, dict(funcs), catch, pool=True
         )
-        for view in views:
-            view.call_id = spec.call_id
-        self.pool = ClusterPool(views)
+        first = studies[0][0]
+        self.pool = ClusterPool(
+            [ClusterRunView(s, spec.call_id, c.n_trials, c.timeout, first) for s, c in studies]
+        )
         self._progress: PoolProgress | None = None
         self._echo: OutputEcho | None = None
 
