@@ -189,3 +189,26 @@ def test_a_lost_coordinator_of_many_studies_is_replaced_and_each_study_completes
     runs = {t.system_attrs["optuna_spark:run"] for s in studies for t in s.trials}
     assert len(runs) >= 3  # each study's run in the first task, then in its replacement
     assert sum(t.state == TrialState.COMPLETE for s in studies for t in s.trials) >= 6
+
+
+class _PidSampler(optuna.samplers.RandomSampler):
+    """Records on each trial the process that sampled its parameters."""
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
+        study._storage.set_trial_user_attr(trial._trial_id, "sampled_in", os.getpid())
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+
+def test_many_studies_sample_on_the_workers_of_a_cluster_coordinator(
+    spark: object, tmp_path: Path
+) -> None:
+    storage = _journal(tmp_path)
+    studies = [
+        optuna.create_study(study_name=f"segment-{k}", storage=storage, sampler=_PidSampler(k))
+        for k in range(2)
+    ]
+    executor = SparkExecutor(spark, n_workers=2, coordinator="cluster", sampling="workers")  # type: ignore[arg-type]
+    executor.optimize_many(studies, _objectives.quadratic, n_trials=5)
+    assert [states_of(s) for s in studies] == [{"COMPLETE": 5}] * 2
+    for trial in (t for s in studies for t in s.trials):  # sampled where it ran
+        assert trial.user_attrs["sampled_in"] == trial.user_attrs["pid"] != os.getpid()
