@@ -26,7 +26,7 @@ MODULE_LINES = {
     # desk, stamps, state) live in modules of their own; what is left is where the two locks
     # meet (the hand-out of new, resumed and parked trials), kept in one place so that the
     # locking can be read in one place.
-    "_coordinator/_run.py": 650,
+    "_coordinator/_run.py": 655,
     # SparkExecutor: its two public entry points, most of it their documented arguments.
     "_spark/_executor.py": 490,
     # The wire schema: every message in one module, whose hash pins the protocol version.

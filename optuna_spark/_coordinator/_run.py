@@ -38,6 +38,7 @@ from optuna_spark._coordinator._leases import worker_record
 from optuna_spark._coordinator._outcome import Tell
 from optuna_spark._coordinator._outcome import outcome_of
 from optuna_spark._coordinator._patience import StoragePatience
+from optuna_spark._coordinator._profiles import ProfileWatch
 from optuna_spark._coordinator._recorder import Recorder
 from optuna_spark._coordinator._recorder import RunHooks
 from optuna_spark._coordinator._resumes import ResumePolicy
@@ -214,6 +215,7 @@ class StudyRun(RunViews):
         self._started = False
         adopt = self._resumer.adopt if config.resume_lost_trials else None
         self._stamp = RunStamp(study, self.run_id, clock, adopt)
+        self._profiles = ProfileWatch(config.profiles, clock)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the run is over: nothing to hand out, nothing running, every trial
@@ -281,6 +283,7 @@ class StudyRun(RunViews):
                 self._end_on_driver(expiry.trial_id, expiry.reason, lost=expiry.lost)
             if self._handout.limit_reached() is StopReason.TIMEOUT:
                 self._state.drain(StopReason.TIMEOUT)
+            self._profiles.check(self._leases)
             self._check_done()
             done = self.done
         if not done:
@@ -317,8 +320,7 @@ class StudyRun(RunViews):
         something changes: :attr:`wakeups` is signalled then) or ``STOP`` (this run hands out
         nothing more; the worker is told to stop unless ``dismiss`` is false, as in a pool
         where other studies still have work)."""
-        if self.config.profiles is not None:
-            self.config.profiles.check_worker(worker.profile)
+        self._profiles.saw(worker.profile)
         while True:
             with self._lock:
                 if (
@@ -375,8 +377,7 @@ class StudyRun(RunViews):
             return running and not self._room()
 
     def _room(self) -> bool:
-        """Whether ``max_concurrent_trials`` lets one more trial start, and the trials waiting
-        for a worker of their profile leave room for one more (under the lock)."""
+        """Whether ``max_concurrent_trials`` and the parked trials allow one more (locked)."""
         cap = self.config.max_concurrent_trials
         if cap is not None and self._leases.n_running + self._handout.n_making >= cap:
             return False

@@ -193,3 +193,32 @@ def test_a_worker_without_a_profile_of_the_run_is_told_what_to_start_it_with(
     assert "serves None: start it with a WorkerSpec whose profile names one of them" in str(error)
     assert study.trials == []  # nothing was made for it
     run.stop()
+
+
+def test_trials_waiting_for_a_profile_no_worker_ever_served_are_reported_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from optuna_spark._coordinator._leases import LeaseTable
+    from optuna_spark._coordinator._profiles import PATIENCE
+    from optuna_spark._coordinator._profiles import ProfileWatch
+
+    now = [0.0]
+    study = optuna.create_study()
+    leases = LeaseTable(heartbeat_grace=10.0, clock=lambda: now[0])
+    for _ in range(2):
+        trial = study.ask()
+        leases.park(trial._trial_id, trial, "large")
+    watch = ProfileWatch(ProfileChoice(by_layers, WORKERS), clock=lambda: now[0])
+    watch.saw("small")
+    with pytest.raises(ValueError, match="serves 'huge'"):
+        watch.saw("huge")
+    now[0] = PATIENCE - 1
+    watch.check(leases)
+    assert "resource profile" not in caplog.text
+    now[0] = PATIENCE + 1
+    watch.check(leases)
+    watch.check(leases)
+    warnings = [r for r in caplog.records if "resource profile 'large'" in r.getMessage()]
+    assert len(warnings) == 1 and "Spark may be unable to place its tasks" in caplog.text
+    watch.saw("large")  # a worker of it came: nothing more to say, ever
+    assert len([r for r in caplog.records if "'large'" in r.getMessage()]) == 1
