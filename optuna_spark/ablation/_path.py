@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
-from typing import ClassVar
 
 import optuna
 from optuna.study import StudyDirection
@@ -73,7 +72,7 @@ class AblationPath(AblationPolicy):
             assert path["gain"].iloc[1] > path["gain"].iloc[2] > path["gain"].iloc[3] > 0
     """
 
-    adaptive: ClassVar[bool] = True
+    adaptive: bool = True
 
     def __init__(
         self,

@@ -14,7 +14,6 @@ import math
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
-from typing import ClassVar
 from typing import Literal
 
 from optuna_spark.ablation import _arms as a
@@ -130,7 +129,7 @@ class AblationPolicy(abc.ABC):
             assert len(study.trials) == 8
     """
 
-    adaptive: ClassVar[bool] = False
+    adaptive: bool = False
     reference: str | None = a.BASE
     mode: Mode = "out"
     direction: Literal["minimize", "maximize"] | None = None

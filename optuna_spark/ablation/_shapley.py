@@ -58,9 +58,14 @@ class ShapleyAblation(AblationPolicy):
         components: Other named components the objective can switch off.
         max_arms: The most subsets to run. ``None``: all ``2 ** n`` (exact; at most 10
             components). Fewer: antithetic permutations, as many pairs as fit (at least
-            ``2 * n`` arms: one pair).
+            ``2 * n`` arms: one pair). ``(low, high)``: adaptive, as ``n_repeats=(low,
+            high)``: the pairs that fit in ``low`` first, then one more pair at a time, once
+            every arm so far has all its repeats, while some value's 95% interval is wider
+            than ``tolerance`` on either side and ``high`` allows.
         order: ``2`` also reports pairwise interactions (negative: redundant, positive:
             synergy); they need the exact design. ``1``: values only.
+        tolerance: With an adaptive budget: the widest half-interval accepted, in objective
+            units (default: 5% of all components against none).
         seed: Seeds the permutations of the sampled design.
 
     Example:
@@ -94,15 +99,16 @@ class ShapleyAblation(AblationPolicy):
         layers: Sequence[str] = (),
         layer_groups: Mapping[str, str | Sequence[str]] | None = None,
         components: Sequence[str] = (),
-        max_arms: int | None = None,
+        max_arms: int | tuple[int, int] | None = None,
         order: int = 2,
+        tolerance: float | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(
             features=features, layers=layers, layer_groups=layer_groups, components=components
         )
         self._configs: tuple[dict[str, Any], dict[str, Any]] | None = None
-        self._setup(list(self.catalog.names), max_arms, order, seed)
+        self._setup(list(self.catalog.names), max_arms, order, seed, tolerance)
 
     @classmethod
     def from_study(
@@ -111,8 +117,9 @@ class ShapleyAblation(AblationPolicy):
         *,
         source: Mapping[str, Any] | FrozenTrial | None = None,
         target: Mapping[str, Any] | FrozenTrial | None = None,
-        max_arms: int | None = None,
+        max_arms: int | tuple[int, int] | None = None,
         order: int = 2,
+        tolerance: float | None = None,
         seed: int = 0,
     ) -> ShapleyAblation:
         """The Shapley values of a tuned study's changes: from its first completed trial (or
@@ -139,25 +146,26 @@ class ShapleyAblation(AblationPolicy):
         policy.catalog = Catalog.build(params=names)
         policy._configs = (start, end)
         policy.direction = "minimize" if study.direction == StudyDirection.MINIMIZE else "maximize"
-        policy._setup(names, max_arms, order, seed)
+        policy._setup(names, max_arms, order, seed, tolerance)
         return policy
 
-    def _setup(self, names: list[str], max_arms: int | None, order: int, seed: int) -> None:
+    def _setup(
+        self,
+        names: list[str],
+        max_arms: int | tuple[int, int] | None,
+        order: int,
+        seed: int,
+        tolerance: float | None,
+    ) -> None:
         """Check the design, and make its arms."""
         n = len(names)
         if n < 2:
             raise ValueError("A Shapley ablation needs at least two components.")
         if order not in (1, 2):
             raise ValueError(f"order must be 1 (values) or 2 (and interactions), not {order!r}.")
-        if max_arms is not None and (
-            isinstance(max_arms, bool) or not isinstance(max_arms, int) or max_arms < 2 * n
-        ):
-            raise ValueError(
-                f"max_arms must be an int of at least {2 * n} (one pair of permutations of "
-                f"{n} components), or None for every subset, but got {max_arms!r}."
-            )
-        exact = max_arms is None or max_arms >= 2**n
-        if max_arms is None and n > EXACT_LIMIT:
+        low, high = _budget(max_arms, n)
+        exact = high is None or high >= 2**n
+        if high is None and n > EXACT_LIMIT:
             raise ValueError(
                 f"{n} components have {2**n} subsets: set max_arms to run a sample of them "
                 f"(the exact design takes at most {EXACT_LIMIT} components)."
@@ -167,20 +175,30 @@ class ShapleyAblation(AblationPolicy):
                 "Pairwise interactions need the exact design (every subset): set max_arms to "
                 f"None or at least {2**n}, or order=1 for values only."
             )
+        if tolerance is not None and (not math.isfinite(tolerance) or tolerance <= 0):
+            raise ValueError(f"tolerance must be a positive number, not {tolerance!r}.")
         self.names = names
         self.order = order
         self.exact = exact
-        self.permutations = [] if exact else _antithetic(names, max_arms or 0, seed)
-        self._arms = [_arm(names, present, self._configs) for present in self._subsets()]
+        self.tolerance = tolerance
+        self.permutations = [] if exact else _antithetic(names, high or 0, seed)
+        #: With a (low, high) budget: the units (pairs of permutations) run at first.
+        self.adaptive = low is not None and not exact
+        self.first_units = _units_within(self.permutations, low) if self.adaptive else 0
+        self._arms = self._arms_of(len(self.permutations) // 2)
 
-    def _subsets(self) -> list[frozenset[str]]:
-        """The subsets of present components to run, the full set (the base) first."""
+    def _arms_of(self, units: int) -> list[ArmSpec]:
+        return [_arm(self.names, present, self._configs) for present in self._subsets(2 * units)]
+
+    def _subsets(self, n_permutations: int | None = None) -> list[frozenset[str]]:
+        """The subsets of present components to run (with the first ``n_permutations``
+        permutations, when sampled), the full set (the base) first."""
         if self.exact:
             n = len(self.names)
             masks = sorted(range(2**n), key=lambda m: (-bin(m).count("1"), m))
             return [frozenset(c for k, c in enumerate(self.names) if m >> k & 1) for m in masks]
         seen: dict[frozenset[str], None] = {frozenset(self.names): None}
-        for permutation in self.permutations:
+        for permutation in self.permutations[:n_permutations]:
             for k in range(len(permutation) + 1):
                 seen.setdefault(frozenset(permutation[:k]), None)
         return list(seen)
@@ -200,7 +218,25 @@ class ShapleyAblation(AblationPolicy):
         return {ATTR_DESIGN: self.design()}
 
     def arms(self, history: AblationHistory) -> Sequence[ArmSpec]:
-        return self._arms
+        if not self.adaptive:
+            return self._arms
+        units = int(history.memory.get(_UNITS, self.first_units))
+        arms = self._arms_of(units)
+        settled = all(history.is_settled(arm.label) for arm in arms)
+        if settled and units < len(self.permutations) // 2 and self._too_wide(history, units):
+            units += 1  # one more pair of permutations: its subsets join the study
+            arms = self._arms_of(units)
+        history.memory[_UNITS] = units
+        return arms
+
+    def _too_wide(self, history: AblationHistory, units: int) -> bool:
+        """Whether some value's interval, from the first ``units`` units' results, is wider
+        than ``tolerance`` on either side (default: 5% of all components against none)."""
+        from optuna_spark.ablation._shapley_report import half_widths
+
+        widths, total = half_widths(history, self.names, self.permutations[: 2 * units])
+        tolerance = self.tolerance if self.tolerance is not None else 0.05 * abs(total)
+        return not all(w <= tolerance for w in widths)
 
 
 def _arm(
@@ -219,6 +255,42 @@ def _arm(
     if not left_out:
         return ArmSpec(a.BASE, (), a.KIND_BASE, params)
     return ArmSpec(subset_label(left_out), left_out, KIND_SUBSET, params)
+
+
+#: What an adaptive design decided (``AblationHistory.memory``): the units it runs.
+_UNITS = "shapley_units"
+
+
+def _budget(max_arms: int | tuple[int, int] | None, n: int) -> tuple[int | None, int | None]:
+    """``(low, high)`` arms: ``(None, k)`` for a fixed budget, ``(None, None)`` for every
+    subset; each at least ``2 * n`` (one pair of permutations)."""
+    if max_arms is None:
+        return None, None
+    pair = tuple(max_arms) if isinstance(max_arms, (tuple, list)) else (None, max_arms)
+    ok = len(pair) == 2 and all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 2 * n) for v in pair
+    )
+    if not ok or pair[1] is None or (pair[0] is not None and pair[0] > pair[1]):
+        raise ValueError(
+            f"max_arms must be an int of at least {2 * n} (one pair of permutations of {n} "
+            f"components), a (low, high) pair of such ints for an adaptive budget, or None "
+            f"for every subset, but got {max_arms!r}."
+        )
+    return pair[0], pair[1]
+
+
+def _units_within(permutations: Sequence[Sequence[str]], low: int | None) -> int:
+    """How many units (pairs of permutations), in order, fit in ``low`` subsets (at least
+    one)."""
+    seen: set[frozenset[str]] = set()
+    units = 0
+    for u in range(0, len(permutations), 2):
+        chains = {frozenset(p[:k]) for p in permutations[u : u + 2] for k in range(len(p) + 1)}
+        if units and low is not None and len(seen | chains) > low:
+            break
+        seen |= chains
+        units += 1
+    return units
 
 
 def subset_label(left_out: Sequence[str]) -> str:

@@ -14,7 +14,9 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from optuna_spark.ablation import _arms as a
 from optuna_spark.ablation._imports import import_ablation_dependency
+from optuna_spark.ablation._policy import AblationHistory
 from optuna_spark.ablation._report_trials import collect
 from optuna_spark.ablation._report_trials import minimize_of
 from optuna_spark.ablation._shapley import ATTR_DESIGN
@@ -68,8 +70,8 @@ def shapley_report(
     if design["exact"]:
         per_repeat = _exact_values(game, names)  # (repeats, n)
         low, high = _intervals(per_repeat, None, confidence)
-    else:
-        units = _unit_marginals(game, design["permutations"], names)
+    else:  # the units whose subsets have all run (an adaptive budget may stop early)
+        units = _unit_marginals(game, _complete(game, design["permutations"]), names)
         per_repeat = units.mean(axis=0)
         low, high = _intervals(per_repeat, units.mean(axis=1), confidence)
     values = per_repeat.mean(axis=0)
@@ -197,6 +199,45 @@ def _unit_marginals(
                 marginal[:, index[c]] += (game[before | {c}] - game[before]) / len(pair)
         units.append(marginal)
     return np.stack(units)
+
+
+def _complete(game: Game, permutations: Sequence[Sequence[str]]) -> list[Sequence[str]]:
+    """The units (pairs of permutations), in order, up to the first whose subsets have not
+    all run."""
+    out: list[Sequence[str]] = []
+    for u in range(0, len(permutations), 2):
+        pair = permutations[u : u + 2]
+        if not all(frozenset(p[:k]) in game for p in pair for k in range(len(p) + 1)):
+            break
+        out += pair
+    if not out:
+        raise ValueError("No pair of permutations of the design has all its subsets done yet.")
+    return out
+
+
+def half_widths(
+    history: AblationHistory, names: Sequence[str], permutations: Sequence[Sequence[str]]
+) -> tuple[list[float], float]:
+    """For an adaptive design: each value's 95% interval's half-width from the first units'
+    results so far (infinite where it cannot be computed yet), and all against none."""
+    sign = -1.0 if history.minimize else 1.0
+    by_subset: dict[frozenset[str], dict[int, float]] = {}
+    for label, values in history.values.items():
+        left_out = () if label == a.BASE else label.removeprefix("without:").split("+")
+        by_subset[frozenset(names) - set(left_out)] = {k: sign * v for k, v in values.items()}
+    needed = {frozenset(p[:k]) for p in permutations for k in range(len(p) + 1)}
+    if not needed <= set(by_subset):
+        return [math.inf] * len(names), 0.0
+    common = sorted(set.intersection(*(set(by_subset[s]) for s in needed)))
+    if not common:
+        return [math.inf] * len(names), 0.0
+    game = {s: np.array([by_subset[s][k] for k in common]) for s in needed}
+    units = _unit_marginals(game, permutations, names)
+    low, high = _intervals(units.mean(axis=0), units.mean(axis=1), 0.95)
+    total = float(np.mean(game[frozenset(names)] - game[frozenset()]))
+    spans = (high - low) / 2
+    widths = [float(w) if math.isfinite(w) else math.inf for w in spans]
+    return widths, total
 
 
 def _intervals(

@@ -162,3 +162,24 @@ def test_the_changes_of_a_tuned_study_get_their_shapley_values() -> None:
     assert report.attrs["interactions"]["interaction"].abs().max() == pytest.approx(0, abs=1e-9)
     with pytest.raises(ValueError, match="has no completed trial"):
         ShapleyAblation.from_study(optuna.create_study())
+
+
+@pytest.mark.parametrize(("tolerance", "grows"), [(1.0, False), (0.06, True)])
+def test_an_adaptive_budget_adds_permutations_until_every_interval_is_narrow(
+    tolerance: float, grows: bool
+) -> None:
+    names = g.COMPONENTS
+    policy = ShapleyAblation(components=names, max_arms=(16, 160), order=1, tolerance=tolerance)
+    assert policy.adaptive and policy.first_units == 1
+    study = _run(policy, n_repeats=3, noise=0.1)
+    arms = {t.user_attrs["loco_arm"] for t in study.trials}
+    report = shapley_report(study)
+    half = (report["ci_high"] - report["ci_low"]) / 2
+    if grows:  # more units than at first, and it stopped once narrow enough (or at the cap)
+        assert 16 < len(arms) <= 160
+        assert (half <= tolerance).all() or len(arms) > 160 - 2 * len(names)
+    else:  # narrow enough from the start: one pair of permutations, no more
+        assert len(arms) <= 16 and (half <= tolerance).all()
+    exact = g.exact_shapley(names)
+    assert all(abs(report.loc[c, "shapley"] - exact[c]) < 0.2 for c in names)
+    assert report["shapley"].sum() == pytest.approx(report.attrs["total"])  # efficiency
