@@ -16,6 +16,9 @@ Three experiments with known answers:
     redundant pair, a synergistic pair, a null) and paired seed noise: the sampled design
     on a budget of 64 of the 256 subsets over 20 seeds (error, coverage of the 95%
     intervals), the exact design's interactions, and 12 components on 256 of 4,096 subsets.
+(e) **Importances** of a planted tuning problem (8 parameters; the value depends on three,
+    with weights 3, 2, 1): ``importance_report`` on 10,000 random-search trials over 20
+    seeds (PED-ANOVA: top 3 recovered? seconds), and both evaluators on 1,000 trials.
 
     python benchmarks/ablation.py            # writes benchmarks/results/ablation.json
     python benchmarks/ablation.py --parts shapley --out benchmarks/results/ablation-shapley.json
@@ -43,6 +46,7 @@ from optuna_spark.ablation import ShapleyAblation
 from optuna_spark.ablation import ablation_path_report
 from optuna_spark.ablation import ablation_report
 from optuna_spark.ablation import get_arm
+from optuna_spark.ablation import importance_report
 from optuna_spark.ablation import shapley_report
 
 FEATURES = ["twin_a", "twin_b", "signal", "noise"]
@@ -333,6 +337,65 @@ def shapley(n_seeds: int) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# (e) Importances.
+
+PLANTED = {f"p{i}": w for i, w in enumerate([3.0, 2.0, 1.0, 0, 0, 0, 0, 0])}
+
+
+def planted_study(n: int, seed: int) -> optuna.Study:
+    from optuna.distributions import FloatDistribution
+
+    rng = np.random.default_rng(seed)
+    space = {p: FloatDistribution(0, 1) for p in PLANTED}
+    values = rng.uniform(0, 1, size=(n, len(PLANTED)))
+    scores = ((values - 0.5) ** 2 * np.array(list(PLANTED.values()))).sum(axis=1)
+    scores += rng.normal(0, 0.01, size=n)
+    study = optuna.create_study()
+    study.add_trials(
+        [
+            optuna.trial.create_trial(
+                params=dict(zip(PLANTED, map(float, row), strict=True)),
+                distributions=space,
+                value=float(score),
+            )
+            for row, score in zip(values, scores, strict=True)
+        ]
+    )
+    return study
+
+
+def importance(n_seeds: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for max_trials in (10_000, 1_000):  # every trial, and the default sample
+        top3, seconds = 0, []
+        for seed in range(n_seeds):
+            study = planted_study(10_000, seed)
+            t0 = time.perf_counter()
+            report = importance_report(
+                study, evaluators=["ped_anova"], max_trials=max_trials, seed=seed
+            )
+            seconds.append(time.perf_counter() - t0)
+            top3 += set(report.index[:3]) == {"p0", "p1", "p2"}
+        out[f"ped_anova_10000_trials_max_trials_{max_trials}"] = {
+            "seeds": n_seeds,
+            "top3_recovered": top3,
+            "median_seconds": float(np.median(seconds)),
+            "max_seconds": float(max(seconds)),
+        }
+    study = planted_study(1_000, 0)
+    t0 = time.perf_counter()
+    both = importance_report(study, seed=0)
+    out["both_1000_trials"] = {
+        "seconds": time.perf_counter() - t0,
+        "top3_ped_anova": list(both.index[:3]),
+        "top3_fanova": list(both["fanova"].sort_values(ascending=False).index[:3]),
+        "table": both.round(4).to_dict(),
+    }
+    print(f"(e) importances: {out}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="repeats in (a)")
@@ -341,7 +404,9 @@ def main() -> None:
     parser.add_argument("--tuning-trials", type=int, default=60, help="TPE trials in (c)")
     parser.add_argument("--out", default="benchmarks/results/ablation.json")
     parser.add_argument(
-        "--parts", nargs="+", default=["redundancy", "adaptive", "path", "shapley"]
+        "--parts",
+        nargs="+",
+        default=["redundancy", "adaptive", "path", "shapley", "importance"],
     )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -358,6 +423,8 @@ def main() -> None:
         results["path"] = path(args.tuning_trials)
     if "shapley" in args.parts:
         results["shapley"] = shapley(args.seeds)
+    if "importance" in args.parts:
+        results["importance"] = importance(args.seeds)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

@@ -12,6 +12,8 @@ finished study into tables with confidence intervals and corrected tests, and pl
 :class:`ShapleyAblation` runs subsets of the components (all of them, or antithetic
 permutations on a budget); :func:`shapley_report` and :func:`plot_shapley` give each
 component's Shapley value with its interval, and the pairwise interactions.
+:func:`importance_report` gives a tuning study's parameter importances (PED-ANOVA and
+f-ANOVA) with intervals, and what to ablate next.
 
 TensorFlow, Keras, PyTorch, pandas, SciPy, plotly and PySpark are imported only when a
 function needs them.
@@ -24,6 +26,7 @@ from optuna_spark.ablation._arms import is_enabled
 from optuna_spark.ablation._data import ablate_data
 from optuna_spark.ablation._data import drop_features
 from optuna_spark.ablation._data import features_to_keep
+from optuna_spark.ablation._importance import importance_report
 from optuna_spark.ablation._keras import ablate_model
 from optuna_spark.ablation._keras import remove_layers
 from optuna_spark.ablation._loco import LOCOSampler
@@ -60,6 +63,7 @@ __all__ = [
     "drop_features",
     "features_to_keep",
     "get_arm",
+    "importance_report",
     "is_enabled",
     "plot_ablation",
     "plot_ablation_path",

@@ -1,0 +1,155 @@
+"""``importance_report``: Optuna's parameter importances of a tuning study, with intervals."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_spark.ablation._imports import import_ablation_dependency
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: The evaluators by name: Optuna's PED-ANOVA (its default) and f-ANOVA (16 trees: a report
+#: evaluates it a dozen times).
+EVALUATORS: dict[str, Callable[[int], Any]] = {
+    "ped_anova": lambda seed: optuna.importance.PedAnovaImportanceEvaluator(),
+    "fanova": lambda seed: optuna.importance.FanovaImportanceEvaluator(n_trees=16, seed=seed),
+}
+
+
+def importance_report(
+    study: optuna.Study,
+    *,
+    evaluators: Sequence[str] = ("ped_anova", "fanova"),
+    n_resamples: int = 10,
+    max_trials: int = 1000,
+    confidence: float = 0.95,
+    params: Sequence[str] | None = None,
+    target: Callable[[FrozenTrial], float] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Each parameter's importance in a finished tuning study, by Optuna's PED-ANOVA and
+    f-ANOVA side by side, each with a confidence interval. Runs no new trial.
+
+    Each importance is Optuna's (``optuna.importance.get_param_importances``, normalized to
+    add up to 1) on the study's completed trials (a random ``max_trials`` of them when it
+    has more). Its interval comes from the same importance on ``n_resamples`` random halves
+    of those trials, drawn without replacement: the spread of a statistic over half-samples
+    estimates its spread over the whole sample (the delete-d jackknife with d = n/2, which
+    holds for statistics as rough as a forest's), so the interval is the importance plus or
+    minus the normal quantile times that spread, within [0, 1]. A bootstrap with
+    replacement would put duplicate trials in every resample, which shifts tree-based
+    importances.
+
+    Importances say what varied with the value where the tuning looked, not what a change
+    brings: run the top parameters as an ablation to know that (``attrs["hand_off"]``).
+
+    Args:
+        study: A single-objective study with completed trials (or use ``target``).
+        evaluators: Which importances: ``"ped_anova"`` and/or ``"fanova"``.
+        n_resamples: Half-samples for each interval (``0``: no intervals).
+        max_trials: The most trials one evaluation uses.
+        confidence: The intervals' level.
+        params: The parameters to assess (default: those every completed trial has).
+        target: A trial's value to use instead of its objective value.
+        seed: Seeds the samples and f-ANOVA's forests.
+
+    Returns:
+        A DataFrame indexed by parameter, with a column per evaluator (its importance) and
+        ``<evaluator>_ci_low`` / ``<evaluator>_ci_high``, by the first evaluator's
+        importance, highest first; ``attrs["trials"]`` is how many trials the importances
+        used, ``attrs["hand_off"]`` what to run next.
+
+    Raises:
+        ValueError: An unknown evaluator, or fewer than four completed trials.
+    """
+    pd = import_ablation_dependency("pandas")
+    unknown = [e for e in evaluators if e not in EVALUATORS]
+    if unknown or not evaluators:
+        raise ValueError(f"evaluators must be among {sorted(EVALUATORS)}, not {evaluators!r}.")
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(trials) < 4:
+        raise ValueError(
+            f"Study {study.study_name!r} has {len(trials)} completed trial(s): importances "
+            "with intervals need at least four."
+        )
+    rng = np.random.default_rng(seed)
+    if len(trials) > max_trials:
+        trials = [trials[i] for i in sorted(rng.choice(len(trials), max_trials, replace=False))]
+    half = len(trials) // 2
+    z = _normal_quantile(1 - (1 - confidence) / 2)
+    columns: dict[str, list[float]] = {}
+    names: list[str] = []
+    for name in evaluators:
+        point = _importances(study, trials, name, seed, params, target)
+        names = names or sorted(point, key=point.__getitem__, reverse=True)
+        draws = [
+            _importances(
+                study,
+                [trials[i] for i in sorted(rng.choice(len(trials), half, replace=False))],
+                name,
+                seed + r + 1,
+                params,
+                target,
+            )
+            for r in range(n_resamples)
+        ]
+        columns[name] = [point.get(p, 0.0) for p in names]
+        spread = [
+            float(np.std([d.get(p, 0.0) for d in draws], ddof=1)) if len(draws) > 1 else math.nan
+            for p in names
+        ]
+        scale = math.sqrt(half / (len(trials) - half))  # the jackknife's finite-sample factor
+        columns[f"{name}_ci_low"] = [
+            max(0.0, v - z * s * scale) for v, s in zip(columns[name], spread, strict=True)
+        ]
+        columns[f"{name}_ci_high"] = [
+            min(1.0, v + z * s * scale) for v, s in zip(columns[name], spread, strict=True)
+        ]
+    frame = pd.DataFrame(columns, index=pd.Index(names, name="param"))
+    frame = frame.sort_values(evaluators[0], ascending=False)
+    frame.attrs["trials"] = len(trials)
+    top = ", ".join(str(p) for p in frame.index[:3])
+    frame.attrs["hand_off"] = (
+        f"To see what {top} really bring, run the tuned changes as an ablation with the tuning "
+        "objective: AblationSampler(ShapleyAblation.from_study(study)) for an order-free "
+        "credit of each (or AblationPath.from_study(study) for the path), then "
+        "shapley_report(...) or ablation_path_report(...)."
+    )
+    return frame
+
+
+def _importances(
+    study: optuna.Study,
+    trials: Sequence[FrozenTrial],
+    evaluator: str,
+    seed: int,
+    params: Sequence[str] | None,
+    target: Callable[[FrozenTrial], float] | None,
+) -> dict[str, float]:
+    """Optuna's importances of ``trials`` (as a study of their own) by ``evaluator``."""
+    view = optuna.create_study(directions=study.directions)
+    view.add_trials(trials)
+    found = optuna.importance.get_param_importances(
+        view,
+        evaluator=EVALUATORS[evaluator](seed),
+        params=None if params is None else list(params),
+        target=target,
+        normalize=True,
+    )
+    return {p: float(v) for p, v in found.items()}
+
+
+def _normal_quantile(q: float) -> float:
+    from scipy import stats
+
+    return float(stats.norm.ppf(q))
