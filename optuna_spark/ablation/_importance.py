@@ -85,36 +85,20 @@ def importance_report(
     rng = np.random.default_rng(seed)
     if len(trials) > max_trials:
         trials = [trials[i] for i in sorted(rng.choice(len(trials), max_trials, replace=False))]
-    half = len(trials) // 2
     z = _normal_quantile(1 - (1 - confidence) / 2)
     columns: dict[str, list[float]] = {}
     names: list[str] = []
     for name in evaluators:
-        point = _importances(study, trials, name, seed, params, target)
+        point, spread = _estimate(study, trials, name, seed, params, target, rng, n_resamples)
         names = names or sorted(point, key=point.__getitem__, reverse=True)
-        draws = [
-            _importances(
-                study,
-                [trials[i] for i in sorted(rng.choice(len(trials), half, replace=False))],
-                name,
-                seed + r + 1,
-                params,
-                target,
-            )
-            for r in range(n_resamples)
-        ]
         columns[name] = [point.get(p, 0.0) for p in names]
-        spread = [
-            float(np.std([d.get(p, 0.0) for d in draws], ddof=1)) if len(draws) > 1 else math.nan
-            for p in names
-        ]
-        scale = math.sqrt(half / (len(trials) - half))  # the jackknife's finite-sample factor
-        columns[f"{name}_ci_low"] = [
-            max(0.0, v - z * s * scale) for v, s in zip(columns[name], spread, strict=True)
-        ]
-        columns[f"{name}_ci_high"] = [
-            min(1.0, v + z * s * scale) for v, s in zip(columns[name], spread, strict=True)
-        ]
+        low, high = [], []
+        for p in names:
+            value, margin = point.get(p, 0.0), z * spread.get(p, math.nan)
+            finite = math.isfinite(margin)
+            low.append(max(0.0, value - margin) if finite else math.nan)
+            high.append(min(1.0, value + margin) if finite else math.nan)
+        columns[f"{name}_ci_low"], columns[f"{name}_ci_high"] = low, high
     frame = pd.DataFrame(columns, index=pd.Index(names, name="param"))
     frame = frame.sort_values(evaluators[0], ascending=False)
     frame.attrs["trials"] = len(trials)
@@ -126,6 +110,41 @@ def importance_report(
         "shapley_report(...) or ablation_path_report(...)."
     )
     return frame
+
+
+def _estimate(
+    study: optuna.Study,
+    trials: Sequence[FrozenTrial],
+    evaluator: str,
+    seed: int,
+    params: Sequence[str] | None,
+    target: Callable[[FrozenTrial], float] | None,
+    rng: np.random.Generator,
+    n_resamples: int,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each parameter's importance on ``trials``, and its standard error from random halves
+    (NaN with fewer than two)."""
+    point = _importances(study, trials, evaluator, seed, params, target)
+    half = len(trials) // 2
+    draws = [
+        _importances(
+            study,
+            [trials[i] for i in sorted(rng.choice(len(trials), half, replace=False))],
+            evaluator,
+            seed + r + 1,
+            params,
+            target,
+        )
+        for r in range(n_resamples)
+    ]
+    scale = math.sqrt(half / (len(trials) - half))  # the jackknife's finite-sample factor
+    spread = {
+        p: float(np.std([d.get(p, 0.0) for d in draws], ddof=1)) * scale
+        if len(draws) > 1
+        else math.nan
+        for p in point
+    }
+    return point, spread
 
 
 def _importances(

@@ -57,3 +57,9 @@ def test_bad_requests_are_refused_with_what_to_do() -> None:
         importance_report(_planted(10, 0), evaluators=["shap"])
     with pytest.raises(ValueError, match="need at least four"):
         importance_report(_planted(3, 0))
+
+
+def test_without_resamples_there_is_no_interval() -> None:
+    report = importance_report(_planted(50, 2), evaluators=["ped_anova"], n_resamples=0)
+    assert report["ped_anova_ci_low"].isna().all() and report["ped_anova_ci_high"].isna().all()
+    assert report["ped_anova"].sum() == pytest.approx(1.0)
