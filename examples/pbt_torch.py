@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import optuna
-import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from optuna_spark import SparkExecutor
 from optuna_spark import checkpoint
@@ -33,11 +31,18 @@ from optuna_spark.pbt import PBTSampler
 from optuna_spark.pbt import get_segment
 from optuna_spark.pbt import pbt_report
 
+if TYPE_CHECKING:
+    import torch
+
 #: Where the examples write what they make (a folder that git ignores).
 OUTPUTS = Path("outputs")
 
 
 def data() -> tuple[torch.Tensor, ...]:
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     X, y = load_digits(return_X_y=True)
     X_train, X_valid, y_train, y_valid = train_test_split(X / 16.0, y, random_state=0)
     return (
@@ -49,6 +54,8 @@ def data() -> tuple[torch.Tensor, ...]:
 
 
 def network(dropout: float) -> torch.nn.Sequential:
+    import torch
+
     return torch.nn.Sequential(
         torch.nn.Linear(64, 64),
         torch.nn.ReLU(),
@@ -59,6 +66,8 @@ def network(dropout: float) -> torch.nn.Sequential:
 
 def objective(trial: optuna.trial.BaseTrial, epochs: int) -> float:
     """One segment: ``epochs`` epochs from the checkpoint it starts from."""
+    import torch  # imported where it runs: a Spark worker, or this process
+
     torch.manual_seed(trial.number)
     torch.set_num_threads(1)
     lr = trial.suggest_float("lr", 1e-4, 0.5, log=True)
