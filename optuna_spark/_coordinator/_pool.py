@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Iterable
 from collections.abc import Sequence
 from typing import Any
 
@@ -171,8 +172,7 @@ class RunPool:
     @property
     def n_trials(self) -> int | None:
         """Trials of all studies together, if each study has an ``n_trials``."""
-        limits = [run.n_trials for run in self.runs]
-        return None if None in limits else sum(n for n in limits if n is not None)
+        return total_trials(run.n_trials for run in self.runs)
 
     @property
     def n_dismissed(self) -> int:
@@ -207,3 +207,9 @@ class RunPool:
     def decommission(self, executor_id: str) -> None:
         for run in self.runs:
             run.decommission(executor_id)
+
+
+def total_trials(limits: Iterable[int | None]) -> int | None:
+    """The sum of many studies' ``n_trials``; ``None`` when one of them has no limit."""
+    listed = list(limits)
+    return None if None in listed else sum(n for n in listed if n is not None)

@@ -21,6 +21,7 @@ from optuna_spark import _optuna_adapter as optuna_adapter
 from optuna_spark._coordinator._attrs import ATTR_LOG
 from optuna_spark._coordinator._attrs import ATTR_RUN
 from optuna_spark._coordinator._attrs import ATTR_WORKER
+from optuna_spark._coordinator._pool import total_trials
 from optuna_spark._coordinator._trials import try_fail_trial
 from optuna_spark._spark import _session
 from optuna_spark._spark._checks import check_picklable
@@ -32,7 +33,6 @@ from optuna_spark._spark._cluster_task import read_record
 from optuna_spark._spark._cluster_task import record_error
 from optuna_spark._spark._echo import OutputEcho
 from optuna_spark._spark._job import SparkJob
-from optuna_spark._spark._many import total_trials
 from optuna_spark._spark._on_driver import close_all
 from optuna_spark._spark._pool import note_study
 from optuna_spark._spark._pool_progress import PoolProgress
@@ -327,8 +327,7 @@ class ClusterPool:
     @property
     def n_trials(self) -> int | None:
         """Trials of all studies together, if each study has an ``n_trials``."""
-        limits = [run.n_trials for run in self.runs]
-        return None if None in limits else sum(n or 0 for n in limits)
+        return total_trials(run.n_trials for run in self.runs)
 
     def fail_running(self, reason: str) -> None:
         for run in self.runs:
@@ -351,7 +350,7 @@ class ClusterPoolPlacement:
     ) -> None:
         self._options = options
         slots = max(1, _session.default_parallelism(spark) - 1)  # task 0 takes one
-        n_trials = total_trials([config for _, config in studies])
+        n_trials = total_trials(config.n_trials for _, config in studies)
         self.n_workers = n_workers_for(options.n_workers, slots, n_trials)
         self._job, spec = cluster_job(
             spark, studies, options, self.n_workers, dict(funcs), catch, pool=True

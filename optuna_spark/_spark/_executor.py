@@ -15,6 +15,7 @@ from typing import Literal
 
 import optuna
 
+from optuna_spark._coordinator._pool import total_trials
 from optuna_spark._coordinator._sampling_placement import check_sampling
 from optuna_spark._spark import _coordinator_placement as placement
 from optuna_spark._spark import _session
@@ -33,7 +34,6 @@ from optuna_spark._spark._many import check_bar
 from optuna_spark._spark._many import on_one_storage
 from optuna_spark._spark._many import per_study
 from optuna_spark._spark._many import split_studies
-from optuna_spark._spark._many import total_trials
 from optuna_spark._spark._many import with_limits
 from optuna_spark._spark._on_driver import DriverPlacement
 from optuna_spark._spark._pool import PoolPlacement
@@ -398,7 +398,7 @@ class SparkExecutor:
             return  # nothing to run: no session, no service, nothing written
         where = self._check_placement(chosen[0])
         spark = self.spark
-        n_total = total_trials([configs[s.study_name] for s in chosen])
+        n_total = total_trials(configs[s.study_name].n_trials for s in chosen)
         options = self._call_options(spark, gc_after_trial, show_progress_bar, n_total)
         choice = profile_choice(self._by_trial, options)
         pairs = [(s, _for_call(spark, configs[s.study_name], choice)) for s in chosen]

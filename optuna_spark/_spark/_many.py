@@ -104,12 +104,6 @@ def with_limits(
     )
 
 
-def total_trials(configs: Sequence[RunConfig]) -> int | None:
-    """The trials of all the runs together, if each has an ``n_trials``."""
-    limits = [config.n_trials for config in configs]
-    return None if None in limits else sum(limit or 0 for limit in limits)
-
-
 def check_bar(show_progress_bar: object) -> None:
     """``optimize_many``'s ``show_progress_bar``: ``True``, ``False`` or ``"studies"``."""
     if show_progress_bar not in (True, False, "studies"):
