@@ -295,7 +295,15 @@ def _units_within(permutations: Sequence[Sequence[str]], low: int | None) -> int
 
 def subset_label(left_out: Sequence[str]) -> str:
     """The label of the arm that leaves ``left_out`` out (``"without:a+b"``)."""
-    return "without:" + "+".join(left_out)
+    return _PREFIX + "+".join(left_out)
+
+
+def left_out_of(label: str) -> tuple[str, ...]:
+    """What the arm labelled ``label`` leaves out: the inverse of :func:`subset_label`."""
+    return () if label == a.BASE else tuple(label.removeprefix(_PREFIX).split("+"))
+
+
+_PREFIX = "without:"
 
 
 def _antithetic(names: Sequence[str], max_arms: int, seed: int) -> list[list[str]]:

@@ -14,12 +14,12 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
-from optuna_spark.ablation import _arms as a
 from optuna_spark.ablation._imports import import_ablation_dependency
 from optuna_spark.ablation._policy import AblationHistory
 from optuna_spark.ablation._report_trials import collect
 from optuna_spark.ablation._report_trials import minimize_of
 from optuna_spark.ablation._shapley import ATTR_DESIGN
+from optuna_spark.ablation._shapley import left_out_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -223,8 +223,8 @@ def half_widths(
     sign = -1.0 if history.minimize else 1.0
     by_subset: dict[frozenset[str], dict[int, float]] = {}
     for label, values in history.values.items():
-        left_out = () if label == a.BASE else label.removeprefix("without:").split("+")
-        by_subset[frozenset(names) - set(left_out)] = {k: sign * v for k, v in values.items()}
+        present = frozenset(names) - set(left_out_of(label))
+        by_subset[present] = {k: sign * v for k, v in values.items()}
     needed = {frozenset(p[:k]) for p in permutations for k in range(len(p) + 1)}
     if not needed <= set(by_subset):
         return [math.inf] * len(names), 0.0
