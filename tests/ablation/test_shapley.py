@@ -183,3 +183,19 @@ def test_an_adaptive_budget_adds_permutations_until_every_interval_is_narrow(
     exact = g.exact_shapley(names)
     assert all(abs(report.loc[c, "shapley"] - exact[c]) < 0.2 for c in names)
     assert report["shapley"].sum() == pytest.approx(report.attrs["total"])  # efficiency
+
+
+def test_bad_budgets_and_tolerances_are_refused() -> None:
+    with pytest.raises(ValueError, match="a \\(low, high\\) pair"):
+        ShapleyAblation(components=g.COMPONENTS, max_arms=(128, 64), order=1)
+    with pytest.raises(ValueError, match="tolerance must be a positive number"):
+        ShapleyAblation(components=g.COMPONENTS, max_arms=(16, 64), order=1, tolerance=0.0)
+
+
+def test_the_report_waits_for_every_subset_of_some_seed() -> None:
+    names = ["a", "b", "c"]
+    sampler = AblationSampler(ShapleyAblation(components=names), n_repeats=1, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(g.objective(0.0, names), n_trials=5)  # 3 of the 8 subsets still to run
+    with pytest.raises(ValueError, match="no seed has a completed trial of every subset"):
+        shapley_report(study)

@@ -222,3 +222,12 @@ def test_trials_waiting_for_a_profile_no_worker_ever_served_are_reported_once(
     assert len(warnings) == 1 and "Spark may be unable to place its tasks" in caplog.text
     watch.saw("large")  # a worker of it came: nothing more to say, ever
     assert len([r for r in caplog.records if "'large'" in r.getMessage()]) == 1
+
+
+def test_a_profile_choice_is_checked_when_it_is_made() -> None:
+    with pytest.raises(ValueError, match="map each profile's name to its number of workers"):
+        ProfileChoice(by_layers, {"small": 0})
+    with pytest.raises(TypeError, match="choose must be callable"):
+        ProfileChoice("small", WORKERS)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="need sampling='driver'"):
+        RunConfig(profiles=ProfileChoice(by_layers, WORKERS), sampling="workers")

@@ -280,3 +280,11 @@ def test_a_retried_segment_starts_from_its_parents_checkpoint_again() -> None:
     starts_from = study.trials[retry.number].system_attrs[ATTR_STARTS_FROM]
     assert starts_from == study.trials[seg(lost).parent]._trial_id  # type: ignore[index]
     assert _toy.train(retry) > 0 and retry.user_attrs["loaded_step"] is not None
+
+
+def test_a_multi_objective_study_is_refused_with_the_reason() -> None:
+    study = optuna.create_study(
+        directions=["minimize", "minimize"], sampler=PBTSampler(population_size=2, n_generations=2)
+    )
+    with pytest.raises(ValueError, match="ranks members by one objective value"):
+        study.ask()
