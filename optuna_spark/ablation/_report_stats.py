@@ -72,3 +72,37 @@ def compare(
         p_value=float(result.pvalue),
     )
     return out
+
+
+def combined_t_interval(
+    mean: np.ndarray,
+    parts: Sequence[tuple[np.ndarray, int]],
+    confidence: float,
+    *,
+    satterthwaite: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Student-t intervals of estimates whose variance is a sum of independent estimated
+    parts, each ``(variance, degrees of freedom)``: with the Welch-Satterthwaite degrees of
+    freedom (a part that is nearly all of the variance lends its own), or the fewest of any
+    part (``satterthwaite=False``: conservative where a part's own spread is uncertain and
+    far from normal).
+
+    NaN where no part has a degree of freedom; the estimate itself where the variance is 0.
+    """
+    from scipy import stats
+
+    mean = np.asarray(mean, dtype=float)
+    low, high = np.full(mean.shape, math.nan), np.full(mean.shape, math.nan)
+    usable = [(np.asarray(v, dtype=float), df) for v, df in parts if df > 0]
+    if not usable:
+        return low, high
+    var = np.sum([v for v, _ in usable], axis=0)
+    spread = np.sum([v**2 / df for v, df in usable], axis=0)
+    for k in range(mean.size):
+        if var[k] <= 0.0:
+            low[k] = high[k] = mean[k]
+            continue
+        df = var[k] ** 2 / spread[k] if satterthwaite else min(d for _, d in usable)
+        half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(var[k])
+        low[k], high[k] = mean[k] - half, mean[k] + half
+    return low, high

@@ -11,12 +11,20 @@ ablation study (leaving out the components not in it), run with paired, repeated
 - **Sampled** (``max_arms`` below ``2 ** n``): antithetic permutations. Each permutation
   and its reverse is one unit; a unit's subsets are the chains of prefixes of both, and its
   marginal contributions are an unbiased estimate of every value (each permutation's add up
-  to ``v(all) - v(none)``, so efficiency holds exactly). Units are added while the union of
-  their subsets fits in ``max_arms``.
+  to ``v(all) - v(none)``, so efficiency holds exactly; a unit is exact for a game without
+  interactions of order three or more). Units are added while the union of their subsets
+  fits in ``max_arms``.
+- **Sampled, with interactions** (``order=2``): the units come after the subsets a
+  second-order fit needs (:func:`fit_subsets`: none and all, each component alone and each
+  left out, and one subset per pair), and both the values and the pairs' indices come from
+  a second-order game fitted to every subset run (``_shapley_fit``): exact for a game
+  without interactions of order three or more, otherwise an approximation whose intervals
+  carry the fit's residuals.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Mapping
@@ -58,12 +66,16 @@ class ShapleyAblation(AblationPolicy):
         components: Other named components the objective can switch off.
         max_arms: The most subsets to run. ``None``: all ``2 ** n`` (exact; at most 10
             components). Fewer: antithetic permutations, as many pairs as fit (at least
-            ``2 * n`` arms: one pair). ``(low, high)``: adaptive, as ``n_repeats=(low,
-            high)``: the pairs that fit in ``low`` first, then one more pair at a time, once
-            every arm so far has all its repeats, while some value's 95% interval is wider
-            than ``tolerance`` on either side and ``high`` allows.
+            one pair: ``2 * n`` arms, and the pairs' fit with ``order=2``). ``(low,
+            high)``: adaptive, as ``n_repeats=(low, high)``: the pairs that fit in ``low``
+            first, then one more pair at a time, once every arm so far has all its repeats,
+            while some value's 95% interval is wider than ``tolerance`` on either side and
+            ``high`` allows.
         order: ``2`` also reports pairwise interactions (negative: redundant, positive:
-            synergy); they need the exact design. ``1``: values only.
+            synergy). On a budget, values and interactions then come from a second-order
+            fit to every subset run, whose subsets take ``2 * n + 2 + n * (n - 1) / 2`` of
+            ``max_arms`` (46 of 8 components' 256) before the permutations. ``1``: values
+            only, from the permutations (unbiased whatever the game).
         tolerance: With an adaptive budget: the widest half-interval accepted, in objective
             units (default: 5% of all components against none).
         seed: Seeds the permutations of the sampled design.
@@ -163,17 +175,13 @@ class ShapleyAblation(AblationPolicy):
             raise ValueError("A Shapley ablation needs at least two components.")
         if order not in (1, 2):
             raise ValueError(f"order must be 1 (values) or 2 (and interactions), not {order!r}.")
-        low, high = _budget(max_arms, n)
+        fixed = fit_subsets(names) if order == 2 else []
+        low, high = _budget(max_arms, n, len(fixed))
         exact = high is None or high >= 2**n
         if high is None and n > EXACT_LIMIT:
             raise ValueError(
                 f"{n} components have {2**n} subsets: set max_arms to run a sample of them "
                 f"(the exact design takes at most {EXACT_LIMIT} components)."
-            )
-        if order == 2 and not exact:
-            raise ValueError(
-                "Pairwise interactions need the exact design (every subset): set max_arms to "
-                f"None or at least {2**n}, or order=1 for values only."
             )
         if tolerance is not None and (not math.isfinite(tolerance) or tolerance <= 0):
             raise ValueError(f"tolerance must be a positive number, not {tolerance!r}.")
@@ -181,10 +189,14 @@ class ShapleyAblation(AblationPolicy):
         self.order = order
         self.exact = exact
         self.tolerance = tolerance
-        self.permutations = [] if exact else _antithetic(names, high or 0, seed)
+        #: The subsets run before the permutations (for the pairs' fit), when sampled.
+        self.fixed = [] if exact else fixed
+        self.permutations = [] if exact else _antithetic(names, high or 0, seed, self.fixed)
         #: With a (low, high) budget: the units (pairs of permutations) run at first.
         self.adaptive = low is not None and not exact
-        self.first_units = _units_within(self.permutations, low) if self.adaptive else 0
+        self.first_units = (
+            _units_within(self.permutations, low, self.fixed) if self.adaptive else 0
+        )
         self._arms = self._arms_of(len(self.permutations) // 2)
 
     def _arms_of(self, units: int) -> list[ArmSpec]:
@@ -197,7 +209,7 @@ class ShapleyAblation(AblationPolicy):
             n = len(self.names)
             masks = sorted(range(2**n), key=lambda m: (-bin(m).count("1"), m))
             return [frozenset(c for k, c in enumerate(self.names) if m >> k & 1) for m in masks]
-        seen: dict[frozenset[str], None] = {frozenset(self.names): None}
+        seen = dict.fromkeys([frozenset(self.names), *self.fixed])
         for permutation in self.permutations[:n_permutations]:
             for k in range(len(permutation) + 1):
                 seen.setdefault(frozenset(permutation[:k]), None)
@@ -234,7 +246,8 @@ class ShapleyAblation(AblationPolicy):
         than ``tolerance`` on either side (default: 5% of all components against none)."""
         from optuna_spark.ablation._shapley_report import half_widths
 
-        widths, total = half_widths(history, self.names, self.permutations[: 2 * units])
+        permutations = self.permutations[: 2 * units]
+        widths, total = half_widths(history, self.names, permutations, self.fixed)
         tolerance = self.tolerance if self.tolerance is not None else 0.05 * abs(total)
         return not all(w <= tolerance for w in widths)
 
@@ -261,28 +274,51 @@ def _arm(
 _UNITS = "shapley_units"
 
 
-def _budget(max_arms: int | tuple[int, int] | None, n: int) -> tuple[int | None, int | None]:
+def _budget(
+    max_arms: int | tuple[int, int] | None, n: int, n_fixed: int
+) -> tuple[int | None, int | None]:
     """``(low, high)`` arms: ``(None, k)`` for a fixed budget, ``(None, None)`` for every
-    subset; each at least ``2 * n`` (one pair of permutations)."""
+    subset; each at least the ``n_fixed`` subsets of the pairs' fit and one pair of
+    permutations (or every subset)."""
     if max_arms is None:
         return None, None
+    # A unit's chains have 2 * n subsets; 6 of them (none, all, and the sizes 1 and n - 1)
+    # are among the fit's.
+    least = min(2**n, n_fixed + 2 * n - 6 if n_fixed else 2 * n)
     pair = tuple(max_arms) if isinstance(max_arms, (tuple, list)) else (None, max_arms)
     ok = len(pair) == 2 and all(
-        v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 2 * n) for v in pair
+        v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= least) for v in pair
     )
     if not ok or pair[1] is None or (pair[0] is not None and pair[0] > pair[1]):
+        need = f"{n_fixed} for the pairwise interactions' fit and " if n_fixed else ""
+        hint = f"; or order=1 for values only (from {2 * n} arms)" if n_fixed else ""
         raise ValueError(
-            f"max_arms must be an int of at least {2 * n} (one pair of permutations of {n} "
-            f"components), a (low, high) pair of such ints for an adaptive budget, or None "
-            f"for every subset, but got {max_arms!r}."
+            f"max_arms must be an int of at least {least} ({need}one pair of permutations of "
+            f"{n} components), a (low, high) pair of such ints for an adaptive budget, or "
+            f"None for every subset{hint}, but got {max_arms!r}."
         )
     return pair[0], pair[1]
 
 
-def _units_within(permutations: Sequence[Sequence[str]], low: int | None) -> int:
-    """How many units (pairs of permutations), in order, fit in ``low`` subsets (at least
-    one)."""
-    seen: set[frozenset[str]] = set()
+def fit_subsets(names: Sequence[str]) -> list[frozenset[str]]:
+    """The subsets a second-order fit of the game needs, whatever the permutations: none and
+    all, each component alone and each left out, and one subset per pair (the pair alone, or
+    everything but the pair, in turn), so that every pair's index is identified."""
+    everything = frozenset(names)
+    out = [frozenset(), everything]
+    for c in names:
+        out += [frozenset([c]), everything - {c}]
+    for k, (i, j) in enumerate(itertools.combinations(names, 2)):
+        out.append(frozenset([i, j]) if k % 2 == 0 else everything - {i, j})
+    return list(dict.fromkeys(out))
+
+
+def _units_within(
+    permutations: Sequence[Sequence[str]], low: int | None, fixed: Sequence[frozenset[str]]
+) -> int:
+    """How many units (pairs of permutations), in order, fit in ``low`` subsets besides the
+    ``fixed`` ones (at least one)."""
+    seen: set[frozenset[str]] = set(fixed)
     units = 0
     for u in range(0, len(permutations), 2):
         chains = {frozenset(p[:k]) for p in permutations[u : u + 2] for k in range(len(p) + 1)}
@@ -306,11 +342,13 @@ def left_out_of(label: str) -> tuple[str, ...]:
 _PREFIX = "without:"
 
 
-def _antithetic(names: Sequence[str], max_arms: int, seed: int) -> list[list[str]]:
+def _antithetic(
+    names: Sequence[str], max_arms: int, seed: int, fixed: Sequence[frozenset[str]]
+) -> list[list[str]]:
     """Permutations in antithetic pairs (one, then its reverse), while the union of their
-    prefix chains fits in ``max_arms`` subsets; always at least one pair."""
+    prefix chains and the ``fixed`` subsets fits in ``max_arms``; always at least one pair."""
     rng = random.Random(seed)
-    subsets: set[frozenset[str]] = set()
+    subsets: set[frozenset[str]] = set(fixed)
     permutations: list[list[str]] = []
     tries = 0
     while tries < 100 * len(names):

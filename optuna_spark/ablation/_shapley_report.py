@@ -16,16 +16,18 @@ from optuna.trial import FrozenTrial
 
 from optuna_spark.ablation._imports import import_ablation_dependency
 from optuna_spark.ablation._policy import AblationHistory
+from optuna_spark.ablation._report_stats import combined_t_interval
 from optuna_spark.ablation._report_trials import collect
 from optuna_spark.ablation._report_trials import minimize_of
 from optuna_spark.ablation._shapley import ATTR_DESIGN
 from optuna_spark.ablation._shapley import left_out_of
+from optuna_spark.ablation._shapley_fit import Game
+from optuna_spark.ablation._shapley_fit import SecondOrderFit
+from optuna_spark.ablation._shapley_fit import fit_game
 
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
-
-Game = dict[frozenset[str], np.ndarray]  # v(present components) by repeat
 
 
 def shapley_report(
@@ -54,8 +56,12 @@ def shapley_report(
         ``order=2``: a DataFrame indexed by component pairs, with ``interaction``,
         ``ci_low``, ``ci_high`` and ``excludes_zero``, whether the interval at the level
         corrected for the number of pairs (Bonferroni) excludes 0; negative: redundant,
-        positive: synergy), ``"total"`` (all components against none), and ``"efficiency"`` (a
-        sentence: the values add up to that total). With one repeat, or one pair of
+        positive: synergy; its ``attrs["estimator"]`` says whether they are exact or a
+        second-order fit's), ``"total"`` (all components against none), and
+        ``"efficiency"`` (a sentence: the values add up to that total). On a budget,
+        intervals add the permutations' spread (with the fewer degrees of freedom of the
+        two) or, for the pairs, the fit's residuals (with Welch-Satterthwaite degrees of
+        freedom) to the seeds' spread. With one repeat, or one pair of
         permutations, some intervals cannot be computed (NaN).
 
     Raises:
@@ -67,13 +73,9 @@ def shapley_report(
     sign = -1.0 if minimize_of(study, target, direction) else 1.0
     game = _game(study, names, target, sign)
     repeats = len(next(iter(game.values())))
-    if design["exact"]:
-        per_repeat = _exact_values(game, names)  # (repeats, n)
-        low, high = _intervals(per_repeat, None, confidence)
-    else:  # the units whose subsets have all run (an adaptive budget may stop early)
-        units = _unit_marginals(game, _complete(game, design["permutations"]), names)
-        per_repeat = units.mean(axis=0)
-        low, high = _intervals(per_repeat, units.mean(axis=1), confidence)
+    pairwise = design.get("order", 2) == 2
+    fit = fit_game(game, names) if pairwise and not design["exact"] else None
+    per_repeat, low, high = _values(game, names, design, fit, confidence)
     values = per_repeat.mean(axis=0)
     frame = pd.DataFrame(
         {"shapley": values, "ci_low": low, "ci_high": high},
@@ -85,9 +87,30 @@ def shapley_report(
         f"The values add up to {float(values.sum()):.6g}: the difference between all "
         f"components and none ({total:.6g}), averaged over {repeats} repeat(s)."
     )
-    if design["exact"] and design.get("order", 2) == 2:
-        frame.attrs["interactions"] = _interactions_frame(pd, game, names, confidence)
+    if pairwise:
+        frame.attrs["interactions"] = _interactions_frame(pd, game, names, fit, confidence)
     return frame
+
+
+def _values(
+    game: Game,
+    names: Sequence[str],
+    design: dict[str, Any],
+    fit: SecondOrderFit | None,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The values per repeat (repeats, n), and their intervals: exact over every subset;
+    the second-order fit's, with ``fit`` (pairs on a budget); else the permutations' of the
+    units whose subsets have all run (an adaptive budget may stop early)."""
+    if design["exact"]:
+        per_repeat = _exact_values(game, names)
+        return per_repeat, *_intervals(per_repeat, None, confidence)
+    if fit is not None:
+        per_repeat, variance = fit.values()
+        return per_repeat, *_with_misfit(per_repeat, variance, fit.residual_df, confidence)
+    units = _unit_marginals(game, _complete(game, design["permutations"]), names)
+    per_repeat = units.mean(axis=0)
+    return per_repeat, *_intervals(per_repeat, units.mean(axis=1), confidence)
 
 
 def _design(study: optuna.Study) -> dict[str, Any]:
@@ -159,27 +182,42 @@ def _interactions(game: Game, names: Sequence[str]) -> dict[tuple[str, str], np.
 
 
 def _interactions_frame(
-    pd: Any, game: Game, names: Sequence[str], confidence: float
+    pd: Any, game: Game, names: Sequence[str], fit: SecondOrderFit | None, confidence: float
 ) -> pd.DataFrame:
-    rows = []
-    interactions = _interactions(game, names)
+    """The pairs' interaction indices: exact over every subset, else the second-order
+    ``fit``'s (whose residuals add to the intervals)."""
+    pairs = list(itertools.combinations(names, 2))
+    if fit is None:
+        exact = _interactions(game, names)
+        per_repeat = np.stack([exact[pair] for pair in pairs], axis=1)
+        variance, df = np.zeros(len(pairs)), 0
+        estimator = f"exact, over all {len(game)} subsets"
+    else:
+        (per_repeat, variance), df = fit.interactions(), fit.residual_df
+        estimator = (
+            f"a second-order fit to {fit.n_subsets} of the {2 ** len(names)} subsets: exact "
+            "for a game without interactions of order three or more, whose intervals widen "
+            "with what it cannot fit"
+        )
+    scale = max(1.0, max(float(np.abs(v).max()) for v in game.values()))
+    per_repeat = np.where(np.abs(per_repeat) <= 1e-9 * scale, 0.0, per_repeat)  # rounding
+    mean = per_repeat.mean(axis=0)
+    low, high = _with_misfit(per_repeat, variance, df, confidence)
     # Whether an interval excludes 0 is decided at the level corrected for the number of
     # pairs (Bonferroni), so that null pairs are rarely flagged however many there are.
-    corrected = 1 - (1 - confidence) / max(1, len(interactions))
-    for (i, j), per_repeat in interactions.items():
-        low, high = _intervals(per_repeat[:, None], None, confidence)
-        strict_low, strict_high = _intervals(per_repeat[:, None], None, corrected)
-        rows.append(
-            {
-                "a": i,
-                "b": j,
-                "interaction": float(per_repeat.mean()),
-                "ci_low": float(low[0]),
-                "ci_high": float(high[0]),
-                "excludes_zero": bool(strict_low[0] > 0 or strict_high[0] < 0),
-            }
-        )
-    return pd.DataFrame(rows).set_index(["a", "b"])
+    corrected = 1 - (1 - confidence) / max(1, len(pairs))
+    strict_low, strict_high = _with_misfit(per_repeat, variance, df, corrected)
+    frame = pd.DataFrame(
+        {
+            "interaction": mean,
+            "ci_low": low,
+            "ci_high": high,
+            "excludes_zero": (strict_low > 0) | (strict_high < 0),
+        },
+        index=pd.MultiIndex.from_tuples(pairs, names=["a", "b"]),
+    )
+    frame.attrs["estimator"] = estimator
+    return frame
 
 
 def _unit_marginals(
@@ -216,24 +254,29 @@ def _complete(game: Game, permutations: Sequence[Sequence[str]]) -> list[Sequenc
 
 
 def half_widths(
-    history: AblationHistory, names: Sequence[str], permutations: Sequence[Sequence[str]]
+    history: AblationHistory,
+    names: Sequence[str],
+    permutations: Sequence[Sequence[str]],
+    fixed: Sequence[frozenset[str]],
 ) -> tuple[list[float], float]:
-    """For an adaptive design: each value's 95% interval's half-width from the first units'
-    results so far (infinite where it cannot be computed yet), and all against none."""
+    """For an adaptive design: each value's 95% interval's half-width from the results so
+    far of the ``fixed`` subsets (with pairs: the values are then the fit's) and of the
+    first units (infinite where it cannot be computed yet), and all against none."""
     sign = -1.0 if history.minimize else 1.0
     by_subset: dict[frozenset[str], dict[int, float]] = {}
     for label, values in history.values.items():
         present = frozenset(names) - set(left_out_of(label))
         by_subset[present] = {k: sign * v for k, v in values.items()}
-    needed = {frozenset(p[:k]) for p in permutations for k in range(len(p) + 1)}
+    needed = {frozenset(p[:k]) for p in permutations for k in range(len(p) + 1)} | set(fixed)
     if not needed <= set(by_subset):
         return [math.inf] * len(names), 0.0
     common = sorted(set.intersection(*(set(by_subset[s]) for s in needed)))
     if not common:
         return [math.inf] * len(names), 0.0
     game = {s: np.array([by_subset[s][k] for k in common]) for s in needed}
-    units = _unit_marginals(game, permutations, names)
-    low, high = _intervals(units.mean(axis=0), units.mean(axis=1), 0.95)
+    fit = fit_game(game, names) if fixed else None
+    design = {"exact": False, "permutations": permutations}
+    _, low, high = _values(game, names, design, fit, 0.95)
     total = float(np.mean(game[frozenset(names)] - game[frozenset()]))
     spans = (high - low) / 2
     widths = [float(w) if math.isfinite(w) else math.inf for w in spans]
@@ -245,26 +288,29 @@ def _intervals(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Student-t intervals of the mean of ``per_repeat`` (repeats, n), from the seeds'
     spread; with ``per_unit`` (units, n), the permutations' spread is added to it (a
-    conservative sum: both hold some of the seeds' noise). NaN where neither has two."""
-    from scipy import stats
+    conservative sum: both hold some of the seeds' noise), with the fewer degrees of
+    freedom of the two (a few units' spread is itself uncertain, and their marginal
+    contributions can be far from normal). NaN where neither has two."""
+    parts = _parts(per_repeat) + ([] if per_unit is None else _parts(per_unit))
+    return combined_t_interval(per_repeat.mean(axis=0), parts, confidence, satterthwaite=False)
 
-    repeats, n = per_repeat.shape
-    mean = per_repeat.mean(axis=0)
-    var = per_repeat.var(axis=0, ddof=1) / repeats if repeats > 1 else np.zeros(n)
-    dfs = [repeats - 1] if repeats > 1 else []
-    if per_unit is not None and per_unit.shape[0] > 1:
-        var = var + per_unit.var(axis=0, ddof=1) / per_unit.shape[0]
-        dfs.append(per_unit.shape[0] - 1)
-    low, high = np.full(n, math.nan), np.full(n, math.nan)
-    if not dfs:
-        return low, high
-    for k in range(n):
-        se = math.sqrt(float(var[k]))
-        if se == 0.0:
-            low[k] = high[k] = mean[k]
-        else:
-            low[k], high[k] = stats.t.interval(confidence, min(dfs), loc=mean[k], scale=se)
-    return low, high
+
+def _with_misfit(
+    per_repeat: np.ndarray, variance: np.ndarray, df: int, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Student-t intervals of the mean of ``per_repeat`` (repeats, k), from the seeds'
+    spread plus a fit's misfit ``variance`` with ``df`` degrees of freedom (none: ``0``),
+    with the Welch-Satterthwaite degrees of freedom: the residuals have many, the repeats
+    few."""
+    parts = [*_parts(per_repeat), (variance, df)]
+    return combined_t_interval(per_repeat.mean(axis=0), parts, confidence)
+
+
+def _parts(samples: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """The variance of the mean of ``samples`` (k, n) and its degrees of freedom (none
+    with one sample)."""
+    k = samples.shape[0]
+    return [(samples.var(axis=0, ddof=1) / k, k - 1)] if k > 1 else []
 
 
 def plot_shapley(study: optuna.Study, **kwargs: Any) -> go.Figure:

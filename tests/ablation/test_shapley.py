@@ -3,7 +3,10 @@ efficiency, the sampled design's unbiasedness, intervals, resume, and Spark work
 
 from __future__ import annotations
 
+import itertools
+import random
 import statistics
+import zlib
 from pathlib import Path
 
 import optuna
@@ -11,6 +14,7 @@ import pytest
 
 from optuna_spark.ablation import AblationSampler
 from optuna_spark.ablation import ShapleyAblation
+from optuna_spark.ablation import get_arm
 from optuna_spark.ablation import plot_shapley
 from optuna_spark.ablation import shapley_report
 from tests.ablation import _shapley_game as g
@@ -61,6 +65,91 @@ def test_the_sampled_design_is_unbiased_and_exactly_efficient() -> None:
         assert abs(mean - exact[c]) <= 4 * se + 1e-9, (c, mean, exact[c])
 
 
+def _two_way_game(names: list[str], seed: int) -> dict[frozenset[str], float]:
+    """A random game with interactions of order two only, on every subset."""
+    rng = random.Random(seed)
+    main = {c: rng.uniform(-1, 1) for c in names}
+    pair = {p: rng.choice([0.0, rng.uniform(-1, 1)]) for p in itertools.combinations(names, 2)}
+    return {
+        frozenset(s): sum(main[c] for c in s) + sum(pair[p] for p in itertools.combinations(s, 2))
+        for k in range(len(names) + 1)
+        for s in itertools.combinations(names, k)
+    }
+
+
+@pytest.mark.parametrize("n", [5, 6, 9])
+def test_on_a_budget_a_second_order_game_gets_its_exact_values_and_interactions(n: int) -> None:
+    names = [f"c{i}" for i in range(n)]
+    game = _two_way_game(names, seed=n)
+
+    def objective(trial: optuna.trial.BaseTrial) -> float:
+        arm = get_arm(trial)
+        return game[frozenset(c for c in names if arm.is_enabled(c))]
+
+    def run(max_arms: int | None) -> tuple[object, int]:
+        sampler = AblationSampler(ShapleyAblation(components=names, max_arms=max_arms), seed=0)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(objective)
+        return shapley_report(study), len(study.trials)
+
+    fewest = (2 * n + 2 + n * (n - 1) // 2) + (2 * n - 6)  # the fit's, and one unit's new
+    (exact, _), (report, ran) = run(None), run(fewest)
+    assert ran <= fewest < 2**n  # a budget, not every subset
+    pairs, truth = report.attrs["interactions"], exact.attrs["interactions"]  # type: ignore[attr-defined]
+    assert "second-order fit" in pairs.attrs["estimator"]
+    assert pairs["interaction"].to_numpy() == pytest.approx(truth["interaction"].to_numpy())
+    for c in names:  # antithetic permutations are exact for such a game too
+        assert report.loc[c, "shapley"] == pytest.approx(exact.loc[c, "shapley"])  # type: ignore[attr-defined,index]
+
+
+def test_on_a_budget_the_redundant_and_synergistic_pairs_are_flagged() -> None:
+    policy = ShapleyAblation(components=g.COMPONENTS, max_arms=64, seed=1)  # of 256
+    study = _run(policy, n_repeats=3, noise=0.1)
+    assert len({t.user_attrs["loco_arm"] for t in study.trials}) <= 64
+    report = shapley_report(study)
+    exact = g.exact_shapley(g.COMPONENTS)
+    for c in g.COMPONENTS:
+        assert report.loc[c, "ci_low"] <= exact[c] <= report.loc[c, "ci_high"], c
+    pairs = report.attrs["interactions"]
+    flagged = pairs[pairs["excludes_zero"]]
+    assert list(flagged.index) == [("c", "d"), ("e", "f")]  # and no other pair
+    assert flagged.loc[("c", "d"), "ci_high"] < 0 < flagged.loc[("e", "f"), "ci_low"]
+    assert (pairs["ci_low"] <= 0).sum() >= len(pairs) - 2  # the others' intervals hold 0 ...
+    assert ((pairs["ci_low"] <= 0) & (pairs["ci_high"] >= 0)).sum() >= len(pairs) - 3
+
+
+def test_on_a_budget_a_three_way_interaction_widens_the_intervals_instead_of_flagging() -> None:
+    def value(present: set[str]) -> float:  # a, b and h bring one more together
+        return g.value(present) + (1.0 if {"a", "b", "h"} <= present else 0.0)
+
+    def objective(noise: float):  # type: ignore[no-untyped-def]
+        def run(trial: optuna.trial.BaseTrial) -> float:
+            arm = get_arm(trial)
+            present = {c for c in g.COMPONENTS if arm.is_enabled(c)}
+            key = zlib.crc32(",".join([str(arm.seed), *sorted(present)]).encode())
+            return value(present) + random.Random(key).gauss(0, noise)
+
+        return run
+
+    def study_of(max_arms: int | None, n_repeats: int, noise: float) -> optuna.Study:
+        policy = ShapleyAblation(components=g.COMPONENTS, max_arms=max_arms, seed=2)
+        sampler = AblationSampler(policy, n_repeats=n_repeats, seed=0)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(objective(noise))
+        return study
+
+    exact = shapley_report(study_of(None, 1, 0.0))
+    truth = exact.attrs["interactions"]["interaction"]
+    assert truth[("a", "b")] == pytest.approx(0.5)  # the three-way term, shared by its pairs
+    report = shapley_report(study_of(64, 3, 0.05))
+    for c in g.COMPONENTS:  # the fit's values: their intervals hold the exact ones too
+        assert report.loc[c, "ci_low"] <= exact.loc[c, "shapley"] <= report.loc[c, "ci_high"]
+    pairs = report.attrs["interactions"]
+    covered = (pairs["ci_low"] <= truth) & (truth <= pairs["ci_high"])
+    assert covered.all(), pairs[~covered]
+    assert not (pairs["excludes_zero"] & (truth == 0)).any()  # no pair flagged wrongly
+
+
 def test_intervals_from_paired_repeats_cover_the_noise_free_values() -> None:
     names = g.COMPONENTS[:5]
     report = shapley_report(_run(ShapleyAblation(components=names), n_repeats=6, noise=0.1))
@@ -105,8 +194,8 @@ def test_a_study_resumed_by_a_new_sampler_runs_each_subset_once(tmp_path: Path) 
 def test_bad_designs_are_refused_with_what_to_do() -> None:
     with pytest.raises(ValueError, match="at least two components"):
         ShapleyAblation(components=["a"])
-    with pytest.raises(ValueError, match="need the exact design"):
-        ShapleyAblation(components=g.COMPONENTS, max_arms=64)  # order=2 by default
+    with pytest.raises(ValueError, match=r"at least 56 \(46 for the pairwise .* order=1"):
+        ShapleyAblation(components=g.COMPONENTS, max_arms=50)  # order=2 by default
     with pytest.raises(ValueError, match="at least 16"):
         ShapleyAblation(components=g.COMPONENTS, max_arms=10, order=1)
     with pytest.raises(ValueError, match="set max_arms"):
@@ -183,6 +272,20 @@ def test_an_adaptive_budget_adds_permutations_until_every_interval_is_narrow(
     exact = g.exact_shapley(names)
     assert all(abs(report.loc[c, "shapley"] - exact[c]) < 0.2 for c in names)
     assert report["shapley"].sum() == pytest.approx(report.attrs["total"])  # efficiency
+
+
+def test_an_adaptive_budget_with_pairs_grows_from_the_fit_subsets() -> None:
+    policy = ShapleyAblation(components=g.COMPONENTS, max_arms=(56, 160), tolerance=0.06)
+    assert policy.adaptive and policy.first_units == 1
+    study = _run(policy, n_repeats=3, noise=0.1)
+    arms = {t.user_attrs["loco_arm"] for t in study.trials}
+    assert 56 < len(arms) <= 160  # the fit's 46 and one unit, then more units
+    report = shapley_report(study)
+    half = (report["ci_high"] - report["ci_low"]) / 2
+    assert (half <= 0.06).all() or len(arms) > 160 - 2 * len(g.COMPONENTS)
+    assert report["shapley"].sum() == pytest.approx(report.attrs["total"])  # efficiency
+    pairs = report.attrs["interactions"]
+    assert list(pairs[pairs["excludes_zero"]].index) == [("c", "d"), ("e", "f")]
 
 
 def test_bad_budgets_and_tolerances_are_refused() -> None:
