@@ -15,7 +15,9 @@ Three experiments with known answers:
 (d) **Shapley values** of 8 components with a known value function (main effects, a
     redundant pair, a synergistic pair, a null) and paired seed noise: the sampled design
     on a budget of 64 of the 256 subsets over 20 seeds (error, coverage of the 95%
-    intervals), the exact design's interactions, and 12 components on 256 of 4,096 subsets.
+    intervals), the exact design's interactions, and 12 components on 256 of 4,096 subsets;
+    then the pairwise interactions on those budgets (``order=2``: which pairs each seed
+    flags), also on a game with a three-way interaction.
 (e) **Importances** of a planted tuning problem (8 parameters; the value depends on three,
     with weights 3, 2, 1): ``importance_report`` on 10,000 random-search trials over 20
     seeds (PED-ANOVA: top 3 recovered? seconds), and both evaluators on 1,000 trials.
@@ -27,7 +29,9 @@ Three experiments with known answers:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import os
 import platform
 import time
@@ -223,19 +227,18 @@ MAIN = {"a": 1.0, "b": 0.5, "e": 0.25, "f": 0.25, "g": 0.0, "h": 0.8}
 EXTRA = {"i": 0.3, "j": 0.6, "k": 0.0, "l": 0.15}  # four more components for 12
 
 
-def game_value(present: frozenset[str]) -> float:
-    """Main effects; c or d (redundant: either gives 1); e and f together add 1."""
+def game_value(present: frozenset[str], three_way: bool = False) -> float:
+    """Main effects; c or d (redundant: either gives 1); e and f together add 1; with
+    ``three_way``, a, b and h together add 1 more."""
     v = sum(MAIN.get(c, 0.0) + EXTRA.get(c, 0.0) for c in present)
     v += 1.0 if ("c" in present or "d" in present) else 0.0
     v += 1.0 if {"e", "f"} <= present else 0.0
+    v += 1.0 if three_way and {"a", "b", "h"} <= present else 0.0
     return v
 
 
-def exact_shapley(names: list[str]) -> dict[str, float]:
+def exact_shapley(names: list[str], three_way: bool = False) -> dict[str, float]:
     """The exact values, by the subset formula (2^n subsets)."""
-    import itertools
-    import math
-
     n = len(names)
     out = {}
     for i in names:
@@ -245,29 +248,112 @@ def exact_shapley(names: list[str]) -> dict[str, float]:
             w = math.factorial(size) * math.factorial(n - size - 1) / math.factorial(n)
             for subset in itertools.combinations(others, size):
                 s = frozenset(subset)
-                total += w * (game_value(s | {i}) - game_value(s))
+                total += w * (game_value(s | {i}, three_way) - game_value(s, three_way))
         out[i] = total
     return out
 
 
-def shapley_objective(names: list[str], noise: float) -> Any:
+def exact_interactions(names: list[str], three_way: bool) -> dict[tuple[str, str], float]:
+    """The exact pairwise Shapley interaction indices, by the subset formula."""
+    n, out = len(names), {}
+    for i, j in itertools.combinations(names, 2):
+        others = [c for c in names if c not in (i, j)]
+        total = 0.0
+        for size in range(n - 1):
+            w = math.factorial(size) * math.factorial(n - size - 2) / math.factorial(n - 1)
+            for subset in itertools.combinations(others, size):
+                s = frozenset(subset)
+                v = [game_value(t, three_way) for t in (s | {i, j}, s | {i}, s | {j}, s)]
+                total += w * (v[0] - v[1] - v[2] + v[3])
+        out[(i, j)] = total
+    return out
+
+
+def shapley_objective(names: list[str], noise: float, three_way: bool = False) -> Any:
     def objective(trial: optuna.trial.BaseTrial) -> float:
         arm = get_arm(trial)
         present = frozenset(c for c in names if arm.is_enabled(c))
         key = zlib.crc32(",".join(sorted(present)).encode())
         shared = np.random.default_rng(arm.seed).normal(0, noise)  # the seed's own luck
         own = np.random.default_rng([arm.seed, key]).normal(0, noise / 2)
-        return game_value(present) + float(shared + own)
+        return game_value(present, three_way) + float(shared + own)
 
     return objective
 
 
-def _shapley_run(names: list[str], max_arms: int | None, order: int, seed: int) -> Any:
+def _shapley_run(
+    names: list[str], max_arms: int | None, order: int, seed: int, three_way: bool = False
+) -> Any:
     policy = ShapleyAblation(components=names, max_arms=max_arms, order=order, seed=seed)
     sampler = AblationSampler(policy, n_repeats=3, seed=seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(shapley_objective(names, 0.1))
+    study.optimize(shapley_objective(names, 0.1, three_way))
     return study, len(policy.arms(None))  # type: ignore[arg-type]
+
+
+def budget_interactions(
+    n: int, max_arms: int, n_seeds: int, three_way: bool, order: int = 2
+) -> dict[str, Any]:
+    """Values and pairwise interactions on a budget (``order=2``; ``1``: values only, from
+    the permutations): errors, coverage, and which pairs each seed flags (the planted
+    ones: c-d redundant, e-f synergistic)."""
+    names = list("abcdefghijkl"[:n])
+    values, pairs = exact_shapley(names, three_way), exact_interactions(names, three_way)
+    errors, covered, widths, i_errors, i_covered, i_widths, arms = [], 0, [], [], 0, [], []
+    both, wrong_sign, false_flags, planted_three_way = 0, 0, 0, 0
+    t0 = time.perf_counter()
+    for seed in range(n_seeds):
+        study, _ = _shapley_run(names, max_arms, order, seed, three_way)
+        arms.append(len({t.user_attrs["loco_arm"] for t in study.trials}))
+        report = shapley_report(study)
+        for c in names:
+            errors.append(abs(report.loc[c, "shapley"] - values[c]))
+            covered += bool(report.loc[c, "ci_low"] <= values[c] <= report.loc[c, "ci_high"])
+        widths += list(report["ci_high"] - report["ci_low"])
+        if order == 1:
+            continue
+        found = report.attrs["interactions"]
+        for pair, row in found.iterrows():
+            truth = pairs[pair]
+            i_errors.append(abs(row["interaction"] - truth))
+            i_covered += bool(row["ci_low"] <= truth <= row["ci_high"])
+            i_widths.append(row["ci_high"] - row["ci_low"])
+            if row["excludes_zero"] and abs(truth) < 1e-9:
+                false_flags += 1
+            if row["excludes_zero"] and truth * row["interaction"] < 0:
+                wrong_sign += 1
+        flagged = found[found["excludes_zero"]]
+        redundant = ("c", "d") in flagged.index and flagged.loc[("c", "d"), "interaction"] < 0
+        synergy = ("e", "f") in flagged.index and flagged.loc[("e", "f"), "interaction"] > 0
+        both += int(redundant and synergy)
+        planted_three_way += sum(p in flagged.index for p in (("a", "b"), ("a", "h"), ("b", "h")))
+    out = {
+        "order": order,
+        "subsets": 2**n,
+        "max_arms": max_arms,
+        "arms_run_range": [min(arms), max(arms)],
+        "trials_per_study": max(arms) * 3,
+        "seeds": n_seeds,
+        "value_max_abs_error": float(max(errors)),
+        "value_mean_abs_error": float(np.mean(errors)),
+        "value_coverage_95": covered / len(errors),
+        "value_median_width": float(np.median(widths)),
+        "seconds": time.perf_counter() - t0,
+    }
+    if order == 1:
+        return out
+    return out | {
+        "fit_subsets": 2 * n + 2 + n * (n - 1) // 2,
+        "interaction_max_abs_error": float(max(i_errors)),
+        "interaction_coverage_95": i_covered / len(i_errors),
+        "interaction_median_width": float(np.median(i_widths)),
+        "seeds_flagging_c_d_and_e_f_with_their_signs": both,
+        "false_flags_of_null_pairs": false_flags,
+        "null_pairs_looked_at": n_seeds * sum(abs(v) < 1e-9 for v in pairs.values()),
+        "flags_with_a_wrong_sign": wrong_sign,
+        "three_way_pairs_flagged": planted_three_way if three_way else None,
+        "pairs": len(pairs),
+    }
 
 
 def shapley(n_seeds: int) -> dict[str, Any]:
@@ -334,6 +420,14 @@ def shapley(n_seeds: int) -> dict[str, Any]:
         "flagged_pairs": [f"{a}-{b}" for a, b in flagged.index],
     }
     print(f"(d) exact interactions: {out['exact_interactions']}")
+    for key, n, budget, seeds, three_way, order in (
+        ("8_components_interactions_budget", 8, 64, n_seeds, False, 2),
+        ("8_components_three_way_budget", 8, 64, n_seeds, True, 2),
+        ("8_components_three_way_values_only", 8, 64, n_seeds, True, 1),
+        ("12_components_interactions_budget", 12, 256, max(5, n_seeds // 4), False, 2),
+    ):
+        out[key] = budget_interactions(n, budget, seeds, three_way, order)
+        print(f"(d) {key}: {out[key]}")
     return out
 
 

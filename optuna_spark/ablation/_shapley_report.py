@@ -58,10 +58,10 @@ def shapley_report(
         corrected for the number of pairs (Bonferroni) excludes 0; negative: redundant,
         positive: synergy; its ``attrs["estimator"]`` says whether they are exact or a
         second-order fit's), ``"total"`` (all components against none), and
-        ``"efficiency"`` (a sentence: the values add up to that total). On a budget,
-        intervals add the permutations' spread (with the fewer degrees of freedom of the
-        two) or, for the pairs, the fit's residuals (with Welch-Satterthwaite degrees of
-        freedom) to the seeds' spread. With one repeat, or one pair of
+        ``"efficiency"`` (a sentence: the values add up to that total). On a budget, the
+        intervals add to the seeds' spread the permutations' (``order=1``, with the fewer
+        degrees of freedom of the two) or the second-order fit's residuals (``order=2``,
+        with Welch-Satterthwaite degrees of freedom). With one repeat, or one pair of
         permutations, some intervals cannot be computed (NaN).
 
     Raises:
