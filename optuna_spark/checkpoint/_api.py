@@ -219,13 +219,26 @@ def has_checkpoint(trial: FrozenTrial) -> bool:
     return isinstance(record, dict) and bool(record.get("artifact_id"))
 
 
-def _remove(store: Any, artifact_id: str) -> None:
+def remove_kept(trial: FrozenTrial, store: Any) -> bool:
+    """Remove the checkpoint of the finished ``trial`` from ``store`` even when it was kept
+    (:data:`ATTR_KEEP`); whether there was one to remove. Its record stays on the trial (a
+    finished trial's attributes cannot change)."""
+    record = trial.system_attrs.get(ATTR_CHECKPOINT)
+    if not isinstance(record, dict) or not record.get("artifact_id"):
+        return False
+    return _remove(store, str(record["artifact_id"]))
+
+
+def _remove(store: Any, artifact_id: str) -> bool:
+    """Remove one artifact; whether it was there (an error is logged, not raised)."""
     try:
         store.remove(artifact_id)
     except ArtifactNotFound:
-        pass  # removed already (by the trial's run on another worker, say)
+        return False  # removed already (by the trial's run on another worker, say)
     except Exception as e:  # a stale file costs space, not correctness
         _logger.warning("Could not remove the checkpoint %s: %r", artifact_id, e)
+        return False
+    return True
 
 
 def _check_step(step: object) -> int:

@@ -60,7 +60,8 @@ class PBTSampler(BaseSampler):
     ``pbt:generation``, ``pbt:parent``, ``pbt:exploited``, ``pbt:changes``), so that a study
     resumed by a new driver continues the same population, and optuna-dashboard shows it.
     :func:`pbt_report` and :func:`plot_pbt` read it back. Segment checkpoints are kept once
-    their trial ends (others start from them).
+    their trial ends (others start from them); :func:`remove_superseded_checkpoints`, between
+    runs, removes those no later segment can start from.
 
     With :class:`~optuna_spark.SparkExecutor` it needs ``sampling="driver"`` (the default);
     use ``resume_lost_trials`` so that a segment whose worker is lost resumes from its last
