@@ -140,8 +140,8 @@ class ShapleyAblation(AblationPolicy):
 
         Run it with :class:`AblationSampler` and the *tuning* objective, as
         :class:`AblationPath`: the sampler answers each ``suggest_*`` with the arm's
-        configuration. Unlike the path's, the credit is order free, and with every subset
-        the pairwise interactions of the changes come with it.
+        configuration. Unlike the path's, the credit is order free, and with ``order=2``
+        (the default) the pairwise interactions of the changes come with it.
 
         Raises:
             ValueError: The study has no completed trial, or the two configurations differ
