@@ -73,9 +73,9 @@ class ShapleyAblation(AblationPolicy):
             ``high`` allows.
         order: ``2`` also reports pairwise interactions (negative: redundant, positive:
             synergy). On a budget, values and interactions then come from a second-order
-            fit to every subset run, whose subsets take ``2 * n + 2 + n * (n - 1) / 2`` of
-            ``max_arms`` (46 of 8 components' 256) before the permutations. ``1``: values
-            only, from the permutations (unbiased whatever the game).
+            fit to every subset run, whose subsets take up to ``2 * n + 2 + n * (n - 1) /
+            2`` of ``max_arms`` (46 of 8 components' 256) before the permutations. ``1``:
+            values only, from the permutations (unbiased whatever the game).
         tolerance: With an adaptive budget: the widest half-interval accepted, in objective
             units (default: 5% of all components against none).
         seed: Seeds the permutations of the sampled design.
@@ -175,7 +175,7 @@ class ShapleyAblation(AblationPolicy):
             raise ValueError("A Shapley ablation needs at least two components.")
         if order not in (1, 2):
             raise ValueError(f"order must be 1 (values) or 2 (and interactions), not {order!r}.")
-        fixed = fit_subsets(names) if order == 2 else []
+        fixed = fit_subsets(names, seed) if order == 2 else []
         low, high = _budget(max_arms, n, len(fixed))
         exact = high is None or high >= 2**n
         if high is None and n > EXACT_LIMIT:
@@ -282,15 +282,15 @@ def _budget(
     permutations (or every subset)."""
     if max_arms is None:
         return None, None
-    # A unit's chains have 2 * n subsets; 6 of them (none, all, and the sizes 1 and n - 1)
-    # are among the fit's.
-    least = min(2**n, n_fixed + 2 * n - 6 if n_fixed else 2 * n)
+    # A unit's chains have 2 * n subsets; up to 6 of them (none, all, and the sizes 1 and
+    # n - 1) are among the fit's.
+    least = min(2**n, n_fixed + max(0, 2 * n - 6) if n_fixed else 2 * n)
     pair = tuple(max_arms) if isinstance(max_arms, (tuple, list)) else (None, max_arms)
     ok = len(pair) == 2 and all(
         v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= least) for v in pair
     )
     if not ok or pair[1] is None or (pair[0] is not None and pair[0] > pair[1]):
-        need = f"{n_fixed} for the pairwise interactions' fit and " if n_fixed else ""
+        need = f"the fit's {n_fixed} subsets and the new ones of " if n_fixed else ""
         hint = f"; or order=1 for values only (from {2 * n} arms)" if n_fixed else ""
         raise ValueError(
             f"max_arms must be an int of at least {least} ({need}one pair of permutations of "
@@ -300,15 +300,19 @@ def _budget(
     return pair[0], pair[1]
 
 
-def fit_subsets(names: Sequence[str]) -> list[frozenset[str]]:
+def fit_subsets(names: Sequence[str], seed: int) -> list[frozenset[str]]:
     """The subsets a second-order fit of the game needs, whatever the permutations: none and
-    all, each component alone and each left out, and one subset per pair (the pair alone, or
-    everything but the pair, in turn), so that every pair's index is identified."""
+    all, each component alone and each left out, and one subset per pair, so that every
+    pair's index is identified. Half the pairs, drawn with ``seed``, are run alone, the
+    other half as everything but the pair: which pairs lean which way where the game has
+    interactions of higher order then depends on the seed, not on the components' order."""
     everything = frozenset(names)
     out = [frozenset(), everything]
     for c in names:
         out += [frozenset([c]), everything - {c}]
-    for k, (i, j) in enumerate(itertools.combinations(names, 2)):
+    pairs = list(itertools.combinations(names, 2))
+    random.Random(seed).shuffle(pairs)
+    for k, (i, j) in enumerate(pairs):
         out.append(frozenset([i, j]) if k % 2 == 0 else everything - {i, j})
     return list(dict.fromkeys(out))
 

@@ -8,11 +8,13 @@ observed,
 fitted by least squares to every subset run, each weighted by the Shapley kernel
 ``1 / (C(n, |S|) |S| (n - |S|))`` and constrained to the observed ``v(all)``. A game without
 interactions of order three or more is its own second-order fit, and ``m_ij`` is then its
-Shapley interaction index exactly (noise aside); otherwise ``m_ij`` estimates the faithful
-Shapley interaction index of order 2 (Tsai, Yeh and Ravikumar, 2023), and the fit's
-residuals, which grow with what a second-order game cannot express, widen its interval
-(a heteroskedasticity-consistent variance, HC3) instead of flagging what the subsets cannot
-resolve.
+Shapley interaction index exactly (noise aside). Otherwise it approximates it: fitted to
+every subset, ``m_ij`` would be the faithful Shapley interaction index of order 2 (Tsai, Yeh
+and Ravikumar, 2023); on a budget, the approximation depends on which subsets ran. The fit's
+residuals, which grow with what a second-order game cannot express, widen its interval (a
+heteroskedasticity-consistent variance, HC3) instead of flagging what the subsets cannot
+resolve. They also carry the seeds' noise, which the repeats' spread counts already: the
+intervals are conservative.
 """
 
 from __future__ import annotations

@@ -61,11 +61,13 @@ def shapley_report(
         ``"efficiency"`` (a sentence: the values add up to that total). On a budget, the
         intervals add to the seeds' spread the permutations' (``order=1``, with the fewer
         degrees of freedom of the two) or the second-order fit's residuals (``order=2``,
-        with Welch-Satterthwaite degrees of freedom). With one repeat, or one pair of
-        permutations, some intervals cannot be computed (NaN).
+        with Welch-Satterthwaite degrees of freedom). With one repeat, the exact design's
+        intervals cannot be computed (NaN), and a budget's rest on the permutations' spread
+        (NaN with one pair of them) or the fit's residuals alone.
 
     Raises:
-        ValueError: The study has no Shapley ablation, or no seed has every subset done.
+        ValueError: The study has no Shapley ablation, no seed has every subset done, or
+            (``order=2`` on a budget) the subsets done do not identify every pair yet.
     """
     pd = import_ablation_dependency("pandas")
     design = _design(study)

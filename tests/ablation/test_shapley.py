@@ -4,11 +4,13 @@ efficiency, the sampled design's unbiasedness, intervals, resume, and Spark work
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import statistics
 import zlib
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
@@ -194,7 +196,7 @@ def test_a_study_resumed_by_a_new_sampler_runs_each_subset_once(tmp_path: Path) 
 def test_bad_designs_are_refused_with_what_to_do() -> None:
     with pytest.raises(ValueError, match="at least two components"):
         ShapleyAblation(components=["a"])
-    with pytest.raises(ValueError, match=r"at least 56 \(46 for the pairwise .* order=1"):
+    with pytest.raises(ValueError, match=r"at least 56 \(the fit's 46 subsets .* order=1"):
         ShapleyAblation(components=g.COMPONENTS, max_arms=50)  # order=2 by default
     with pytest.raises(ValueError, match="at least 16"):
         ShapleyAblation(components=g.COMPONENTS, max_arms=10, order=1)
@@ -302,3 +304,32 @@ def test_the_report_waits_for_every_subset_of_some_seed() -> None:
     study.optimize(g.objective(0.0, names), n_trials=5)  # 3 of the 8 subsets still to run
     with pytest.raises(ValueError, match="no seed has a completed trial of every subset"):
         shapley_report(study)
+
+
+def test_fitted_to_every_subset_the_second_order_game_gives_the_shapley_values() -> None:
+    from optuna_spark.ablation._shapley_fit import fit_game
+
+    # A game with terms of every order: the kernel-weighted fit over all subsets still
+    # gives each component its exact Shapley value (any other weighting would not).
+    names = [f"c{i}" for i in range(5)]
+    rng = random.Random(3)
+    terms = {
+        frozenset(t): rng.uniform(-1, 1)
+        for k in (1, 2, 3, 4)
+        for t in itertools.combinations(names, k)
+        if rng.random() < 0.5
+    }
+
+    def value(present: frozenset[str]) -> float:
+        return sum(w for t, w in terms.items() if t <= present)
+
+    subsets = [frozenset(s) for k in range(6) for s in itertools.combinations(names, k)]
+    fit = fit_game({s: np.array([value(s)]) for s in subsets}, names)
+    exact = dict.fromkeys(names, 0.0)
+    for order in itertools.permutations(names):
+        for k, c in enumerate(order):
+            gain = value(frozenset(order[: k + 1])) - value(frozenset(order[:k]))
+            exact[c] += gain / math.factorial(len(names))
+    values, _ = fit.values()
+    assert values[0] == pytest.approx([exact[c] for c in names])
+    assert fit.residual_df == len(subsets) - 2 - (len(names) + len(fit.pairs)) + 1
