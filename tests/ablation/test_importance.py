@@ -63,3 +63,31 @@ def test_without_resamples_there_is_no_interval() -> None:
     report = importance_report(_planted(50, 2), evaluators=["ped_anova"], n_resamples=0)
     assert report["ped_anova_ci_low"].isna().all() and report["ped_anova_ci_high"].isna().all()
     assert report["ped_anova"].sum() == pytest.approx(1.0)
+
+
+@pytest.mark.filterwarnings("ignore:PedAnovaImportanceEvaluator computes:UserWarning")
+@pytest.mark.parametrize(
+    ("params", "target"),
+    [(None, None), (["p0", "p2", "p4"], None), (None, lambda t: -t.params["p1"])],
+)
+def test_the_importances_are_optunas_own_on_the_same_trials(params, target) -> None:  # type: ignore[no-untyped-def]
+    study = _planted(120, 3)
+    study.add_trial(  # a pruned and a failed trial: not among the completed trials read
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.PRUNED,
+            params={p: 0.5 for p in WEIGHTS},
+            distributions={p: FloatDistribution(0, 1) for p in WEIGHTS},
+            intermediate_values={0: 9.0},
+        )
+    )
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    report = importance_report(study, n_resamples=0, params=params, target=target, seed=5)
+    evaluators = {
+        "ped_anova": optuna.importance.PedAnovaImportanceEvaluator(),
+        "fanova": optuna.importance.FanovaImportanceEvaluator(n_trees=16, seed=5),
+    }
+    for name, evaluator in evaluators.items():
+        expected = optuna.importance.get_param_importances(
+            study, evaluator=evaluator, params=params, target=target, normalize=True
+        )
+        assert report[name].to_dict() == pytest.approx(expected), name
