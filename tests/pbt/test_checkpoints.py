@@ -4,6 +4,7 @@ start from stays, and a study goes on from what stayed."""
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import optuna
@@ -86,3 +87,57 @@ def test_it_refuses_while_segments_run_and_on_other_studies() -> None:
         remove_superseded_checkpoints(study)
     with pytest.raises(ValueError, match="no Population Based Training segment"):
         remove_superseded_checkpoints(optuna.create_study())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_removing_after_every_segment_never_takes_a_checkpoint_a_later_one_needs(
+    seed: int,
+) -> None:
+    import pathlib
+    import random
+    import tempfile
+
+    from optuna_spark import checkpoint
+    from optuna_spark.pbt import get_segment
+
+    rng = random.Random(seed)
+    started_from_scratch: list[int] = []  # segments with a parent that found no checkpoint
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-3, 1.0, log=True)
+        segment = get_segment(trial)
+        assert segment is not None
+        start = checkpoint.load(trial)
+        if segment.parent is not None and start is None:
+            started_from_scratch.append(trial.number)
+        w = 0.0 if start is None else float((start.path / "w.txt").read_text())
+        w += lr * (1.0 - w)
+        luck = rng.random()  # failures before and after saving, prunes, NaN
+        if luck < 0.1:
+            raise RuntimeError("lost before saving")
+        with tempfile.TemporaryDirectory() as tmp:
+            pathlib.Path(tmp, "w.txt").write_text(repr(w))
+            checkpoint.save(trial, tmp, step=segment.generation)
+        if luck < 0.2:
+            raise RuntimeError("lost after saving")
+        if luck < 0.27:
+            trial.report(w, step=segment.generation)
+            raise optuna.TrialPruned()
+        if luck < 0.3:
+            raise optuna.TrialPruned()  # with nothing reported: no score
+        return math.nan if luck < 0.33 else w
+
+    removed: list[int] = []
+
+    def remove(study: optuna.Study, trial: object) -> None:
+        removed.extend(remove_superseded_checkpoints(study))
+
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=PBTSampler(population_size=5, n_generations=6, quantile=0.4, seed=seed),
+    )
+    study.optimize(objective, callbacks=[remove], catch=(RuntimeError,))
+    study.sampler = PBTSampler(population_size=5, n_generations=9, quantile=0.4, seed=seed + 1)
+    study.optimize(objective, callbacks=[remove], catch=(RuntimeError,))
+    assert len(removed) > len(study.trials) // 2  # most went as the population moved on
+    assert started_from_scratch == []
