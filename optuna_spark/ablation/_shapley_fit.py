@@ -1,7 +1,7 @@
-"""The pairwise interactions of a sampled Shapley design: a second-order fit of the game.
+"""Values and pairwise interactions of a sampled Shapley design: a second-order fit.
 
-On a budget, the pairs' indices come from the second-order game closest to the one
-observed,
+On a budget (``order=2``), the values and the pairs' indices come from the second-order
+game closest to the one observed,
 
     v(S) = v(none) + sum_i m_i [i in S] + sum_{i < j} m_ij [i in S and j in S],
 
