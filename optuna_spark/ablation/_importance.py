@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable
 from collections.abc import Container
@@ -92,7 +93,10 @@ def importance_report(
     columns: dict[str, list[float]] = {}
     names: list[str] = []
     for name in evaluators:
-        point, spread = _estimate(study, trials, name, seed, params, target, rng, n_resamples)
+        evaluate = functools.partial(
+            _importances, study.directions, evaluator=name, params=params, target=target
+        )
+        point, spread = _estimate(trials, evaluate, seed, rng, n_resamples)
         names = names or sorted(point, key=point.__getitem__, reverse=True)
         columns[name] = [point.get(p, 0.0) for p in names]
         low, high = [], []
@@ -116,27 +120,19 @@ def importance_report(
 
 
 def _estimate(
-    study: optuna.Study,
     trials: Sequence[FrozenTrial],
-    evaluator: str,
+    evaluate: Callable[[Sequence[FrozenTrial], int], dict[str, float]],
     seed: int,
-    params: Sequence[str] | None,
-    target: Callable[[FrozenTrial], float] | None,
     rng: np.random.Generator,
     n_resamples: int,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Each parameter's importance on ``trials``, and its standard error from random halves
-    (NaN with fewer than two)."""
-    point = _importances(study, trials, evaluator, seed, params, target)
+    """Each parameter's importance on ``trials`` (``evaluate(trials, seed)``), and its
+    standard error from random halves (NaN with fewer than two)."""
+    point = evaluate(trials, seed)
     half = len(trials) // 2
     draws = [
-        _importances(
-            study,
-            [trials[i] for i in sorted(rng.choice(len(trials), half, replace=False))],
-            evaluator,
-            seed + r + 1,
-            params,
-            target,
+        evaluate(
+            [trials[i] for i in sorted(rng.choice(len(trials), half, replace=False))], seed + r + 1
         )
         for r in range(n_resamples)
     ]
@@ -151,16 +147,17 @@ def _estimate(
 
 
 def _importances(
-    study: optuna.Study,
+    directions: Sequence[StudyDirection],
     trials: Sequence[FrozenTrial],
-    evaluator: str,
     seed: int,
+    *,
+    evaluator: str,
     params: Sequence[str] | None,
     target: Callable[[FrozenTrial], float] | None,
 ) -> dict[str, float]:
     """Optuna's importances of ``trials`` (as a study of their own) by ``evaluator``."""
     found = optuna.importance.get_param_importances(
-        _TrialsView(trials, study.directions),
+        _TrialsView(trials, directions),
         evaluator=EVALUATORS[evaluator](seed),
         params=None if params is None else list(params),
         target=target,
