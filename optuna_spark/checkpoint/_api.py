@@ -206,11 +206,8 @@ def load(trial: optuna.Trial, *, store: Any = None) -> Checkpoint | None:
 def remove(trial: FrozenTrial, store: Any) -> None:
     """Remove the checkpoint of the finished ``trial`` from ``store`` (if it has one, and
     nothing asked to keep it: :data:`ATTR_KEEP`)."""
-    if trial.system_attrs.get(ATTR_KEEP):
-        return
-    record = trial.system_attrs.get(ATTR_CHECKPOINT)
-    if isinstance(record, dict) and record.get("artifact_id"):
-        _remove(store, str(record["artifact_id"]))
+    if not trial.system_attrs.get(ATTR_KEEP):
+        remove_kept(trial, store)
 
 
 def has_checkpoint(trial: FrozenTrial) -> bool:
