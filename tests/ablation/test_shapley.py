@@ -198,6 +198,8 @@ def test_bad_designs_are_refused_with_what_to_do() -> None:
         ShapleyAblation(components=["a"])
     with pytest.raises(ValueError, match=r"at least 56 \(the fit's 46 subsets .* order=1"):
         ShapleyAblation(components=g.COMPONENTS, max_arms=50)  # order=2 by default
+    with pytest.raises(ValueError, match="at least 4 "):  # two components: every subset
+        ShapleyAblation(components=["a", "b"], max_arms=3)
     with pytest.raises(ValueError, match="at least 16"):
         ShapleyAblation(components=g.COMPONENTS, max_arms=10, order=1)
     with pytest.raises(ValueError, match="set max_arms"):
